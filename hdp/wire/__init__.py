@@ -1,0 +1,1 @@
+"""Wire codecs: pure functions from values to bytes and back, no I/O."""
