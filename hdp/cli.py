@@ -1,0 +1,255 @@
+"""The `hdp` command line: `hdp listen` and `hdp send`, as in the HDP experiment."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import random
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from hdp import __version__, rawsock
+from hdp.arrival import Arrival, decode_arrival
+from hdp.errors import HdpError, PrivilegeError, UsageError
+from hdp.probe import PayloadKind, Probe, encode_probe
+from hdp.render import (
+    listener_dump,
+    listener_table_header,
+    listener_table_row,
+    sender_row,
+    sender_table_header,
+)
+from hdp.wire.hdp import ProbeTag
+
+PROTOCOL_MIN = -1
+PROTOCOL_MAX = 65535
+DEFAULT_HDP_PROTOCOL = 255  # the number the original experiment used
+MAX_COUNT = 1_000_000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad value in one line instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def protocol_number(text: str) -> int:
+    """An IP protocol number as the OS sees it: -1..65535, so out-of-range ones can be probed."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid protocol number {text!r}: give an integer such as 253"
+        ) from None
+    if not PROTOCOL_MIN <= value <= PROTOCOL_MAX:
+        raise argparse.ArgumentTypeError(
+            f"protocol number {value} is out of range: give {PROTOCOL_MIN}..{PROTOCOL_MAX} "
+            "(0-255 are IP protocol numbers; the others test how the OS validates them)"
+        )
+    return value
+
+
+def _positive(text: str, what: str, limit: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: give a number") from None
+    if not 0 < value <= limit:
+        raise argparse.ArgumentTypeError(
+            f"{what} {text} is out of range: give 0 < {what} <= {limit:g}")
+    return value
+
+
+def count_value(text: str) -> int:
+    value = _positive(text, "count", MAX_COUNT)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: give a whole number")
+    return int(value)
+
+
+def seconds_value(text: str) -> float:
+    return _positive(text, "timeout", 24 * 3600)
+
+
+def family_value(text: str) -> int:
+    if text.lower() in ("4", "ipv4", "inet"):
+        return 4
+    if text.lower() in ("6", "ipv6", "inet6"):
+        return 6
+    raise argparse.ArgumentTypeError(f"invalid family {text!r}: give 4 or 6")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hdp", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hdp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    listen = commands.add_parser(
+        "listen", help="print every packet of the given protocols that reaches this host",
+        description="Open raw listeners and print each packet's IP header and HDP header & data.")
+    listen.add_argument("--protocol", "-p", dest="protocols", type=protocol_number,
+                        action="append", metavar="N",
+                        help="IP protocol number to listen on; repeatable "
+                        f"(default {DEFAULT_HDP_PROTOCOL})")
+    listen.add_argument("--family", "-f", type=family_value, default=4, metavar="4|6",
+                        help="address family (default 4)")
+    listen.add_argument("--format", choices=("dump", "table"), default="dump",
+                        help="'dump' prints each header field; 'table' one row a packet")
+    listen.add_argument("--count", "-c", type=count_value, metavar="K",
+                        help="stop after K packets (default: run until Ctrl-C)")
+    listen.add_argument("--timeout", "-t", type=seconds_value, metavar="SECONDS",
+                        help="stop after this many seconds")
+
+    send = commands.add_parser(
+        "send", help="send the payload on standard input to TARGET over raw IP",
+        description="Send standard input as an HDP (or UDP) payload to TARGET, one row a probe.")
+    send.add_argument("target", metavar="TARGET", help="host name or IPv4/IPv6 address")
+    send.add_argument("--protocol", "-p", dest="protocols", type=protocol_number,
+                      action="append", metavar="N",
+                      help="IP protocol number; repeatable (default 255, or 17 with --udp)")
+    send.add_argument("--family", "-f", type=family_value, metavar="4|6",
+                      help="address family (default: from TARGET, else 4)")
+    send.add_argument("--udp", action="store_true",
+                      help="put a UDP header (with its checksum) before the payload, not HDP's")
+    send.add_argument("--count", "-c", type=count_value, default=1, metavar="K",
+                      help="probes per protocol (default 1)")
+    send.add_argument("--plain", action="store_true",
+                      help="send the payload exactly as given, without pytest-hdp's probe tag")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "listen":
+            return run_listen(args, sys.stdout)
+        return run_send(args, sys.stdin.buffer, sys.stdout)
+    except HdpError as exc:
+        print(f"hdp {args.command}: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    except KeyboardInterrupt:
+        print(f"hdp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def resolve(target: str, family: int | None) -> tuple[str, int]:
+    """The address and family to send to; names resolve in `family`, or IPv4 then IPv6."""
+    try:
+        literal = ipaddress.ip_address(target.strip("[]").split("%", 1)[0])
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if family is not None and family != literal.version:
+            raise UsageError(
+                f"{target} is an IPv{literal.version} address but --family is {family}")
+        return target.strip("[]"), literal.version
+    families = [family] if family else [4, 6]
+    last_error = ""
+    for fam in families:
+        af = socket.AF_INET if fam == 4 else socket.AF_INET6
+        try:
+            info = socket.getaddrinfo(target, None, af, socket.SOCK_RAW)
+        except (socket.gaierror, UnicodeError) as exc:
+            last_error = str(exc.args[-1]) if exc.args else str(exc)
+            continue
+        return str(info[0][4][0]), fam
+    raise HdpError(f"cannot resolve host {target!r} ({last_error}): "
+                   "give a host name that resolves, or an IPv4/IPv6 address")
+
+
+def run_send(args: argparse.Namespace, stdin: object, out: TextIO) -> int:
+    if sys.stdin.isatty():
+        raise UsageError("the payload comes from standard input: pipe it in, "
+                         "e.g. fortune | cowsay | sudo hdp send 127.0.0.1")
+    data = stdin.read()  # type: ignore[attr-defined]
+    if not data:
+        raise UsageError("standard input was empty: pipe a payload in, "
+                         "e.g. echo hello | sudo hdp send 127.0.0.1")
+    dst, family = resolve(args.target, args.family)
+    kind = PayloadKind.UDP if args.udp else PayloadKind.HDP
+    protocols = args.protocols or [17 if args.udp else DEFAULT_HDP_PROTOCOL]
+    src = _source_for(dst, family) if kind is PayloadKind.UDP else dst
+    rawsock.check_privilege(family)
+    run_id = random.getrandbits(32)
+    failures = 0
+    out.write(sender_table_header() + "\n")
+    for case, protocol in enumerate(protocols):
+        sender = rawsock.open_sender(family, protocol)
+        for probe_no in range(args.count):
+            tag = None if args.plain else ProbeTag(run_id, case, probe_no % (1 << 16))
+            payload = encode_probe(Probe(kind, data, tag), src, dst)
+            if isinstance(sender, rawsock.OsRefusal):
+                if rawsock.is_privilege_refusal(sender):
+                    raise PrivilegeError(str(sender))
+                result = rawsock.SendResult(False, 0, time.time_ns(), sender)
+            else:
+                result = sender.send(payload, dst)
+            failures += not result.ok
+            out.write(sender_row(protocol, result) + "\n")
+            out.flush()
+        if not isinstance(sender, rawsock.OsRefusal):
+            sender.close()
+    return 1 if failures else 0
+
+
+def _source_for(dst: str, family: int) -> str:
+    try:
+        return rawsock.source_address_for(dst, family)
+    except OSError as exc:
+        raise HdpError(f"no route to {dst} for the UDP checksum's source address "
+                       f"({os.strerror(exc.errno or 0)}): check the target and routes") from None
+
+
+def run_listen(args: argparse.Namespace, out: TextIO) -> int:
+    protocols = list(dict.fromkeys(args.protocols or [DEFAULT_HDP_PROTOCOL]))
+    family = args.family
+    listeners: list[rawsock.RawSocket] = []
+    try:
+        for protocol in protocols:
+            opened = rawsock.open_listener(family, protocol)
+            if isinstance(opened, rawsock.OsRefusal):
+                if rawsock.is_privilege_refusal(opened):
+                    raise PrivilegeError(str(opened))
+                print(f"hdp listen: cannot listen on protocol {protocol} (IPv{family}): {opened}",
+                      file=sys.stderr)
+                continue
+            listeners.append(opened)
+        if not listeners:
+            raise HdpError(f"no listener could be opened for protocols {protocols}")
+        names = ", ".join(str(raw.protocol) for raw in listeners)
+        print(f"Listening on protocol {names} (IPv{family})", file=sys.stderr, flush=True)
+        if args.format == "table":
+            out.write(listener_table_header() + "\n")
+            out.flush()
+        deadline = time.monotonic() + (args.timeout if args.timeout else float("inf"))
+        seen = 0
+        drops: dict[int, int] = {}
+        try:
+            for received in rawsock.receive_until(listeners, deadline, stop=args.count):
+                arrival: Arrival = decode_arrival(received)
+                seen += 1
+                if received.drops:
+                    drops[received.socket_protocol] = received.drops
+                out.write((listener_table_row(arrival) if args.format == "table"
+                           else listener_dump(arrival)) + "\n")
+                out.flush()
+        finally:
+            for protocol, dropped in sorted(drops.items()):
+                print(f"hdp listen: the kernel dropped {dropped} packets of protocol {protocol} "
+                      "(receive queue full)", file=sys.stderr)
+        if args.count and seen < args.count:
+            print(f"hdp listen: timed out after {seen} of {args.count} packets", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        for raw in listeners:
+            raw.close()
