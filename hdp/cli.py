@@ -23,10 +23,9 @@ from hdp.render import (
     sender_row,
     sender_table_header,
 )
+from hdp.selection import parse_protocols
 from hdp.wire.hdp import ProbeTag
 
-PROTOCOL_MIN = -1
-PROTOCOL_MAX = 65535
 DEFAULT_HDP_PROTOCOL = 255  # the number the original experiment used
 MAX_COUNT = 1_000_000
 
@@ -38,20 +37,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def protocol_number(text: str) -> int:
-    """An IP protocol number as the OS sees it: -1..65535, so out-of-range ones can be probed."""
+def protocol_numbers(text: str) -> list[int]:
+    """A protocol SPEC: 253, 0-255, 1,6,17 or -1-300 (write --protocol=-1-300)."""
     try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid protocol number {text!r}: give an integer such as 253"
-        ) from None
-    if not PROTOCOL_MIN <= value <= PROTOCOL_MAX:
-        raise argparse.ArgumentTypeError(
-            f"protocol number {value} is out of range: give {PROTOCOL_MIN}..{PROTOCOL_MAX} "
-            "(0-255 are IP protocol numbers; the others test how the OS validates them)"
-        )
-    return value
+        return parse_protocols(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str, what: str, limit: float) -> float:
@@ -92,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     listen = commands.add_parser(
         "listen", help="print every packet of the given protocols that reaches this host",
         description="Open raw listeners and print each packet's IP header and HDP header & data.")
-    listen.add_argument("--protocol", "-p", dest="protocols", type=protocol_number,
-                        action="append", metavar="N",
-                        help="IP protocol number to listen on; repeatable "
+    listen.add_argument("--protocol", "-p", dest="protocols", type=protocol_numbers,
+                        action="extend", metavar="SPEC",
+                        help="protocol numbers to listen on, e.g. 253 or 0-255; repeatable "
                         f"(default {DEFAULT_HDP_PROTOCOL})")
     listen.add_argument("--family", "-f", type=family_value, default=4, metavar="4|6",
                         help="address family (default 4)")
@@ -109,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         "send", help="send the payload on standard input to TARGET over raw IP",
         description="Send standard input as an HDP (or UDP) payload to TARGET, one row a probe.")
     send.add_argument("target", metavar="TARGET", help="host name or IPv4/IPv6 address")
-    send.add_argument("--protocol", "-p", dest="protocols", type=protocol_number,
-                      action="append", metavar="N",
-                      help="IP protocol number; repeatable (default 255, or 17 with --udp)")
+    send.add_argument("--protocol", "-p", dest="protocols", type=protocol_numbers,
+                      action="extend", metavar="SPEC",
+                      help="protocol numbers, e.g. 253, 1,6,17 or --protocol=-1-256; repeatable "
+                      "(default 255, or 17 with --udp)")
     send.add_argument("--family", "-f", type=family_value, metavar="4|6",
                       help="address family (default: from TARGET, else 4)")
     send.add_argument("--udp", action="store_true",
@@ -176,7 +168,7 @@ def run_send(args: argparse.Namespace, stdin: object, out: TextIO) -> int:
                          "e.g. echo hello | sudo hdp send 127.0.0.1")
     dst, family = resolve(args.target, args.family)
     kind = PayloadKind.UDP if args.udp else PayloadKind.HDP
-    protocols = args.protocols or [17 if args.udp else DEFAULT_HDP_PROTOCOL]
+    protocols = list(dict.fromkeys(args.protocols or [17 if args.udp else DEFAULT_HDP_PROTOCOL]))
     src = _source_for(dst, family) if kind is PayloadKind.UDP else dst
     rawsock.check_privilege(family)
     run_id = random.getrandbits(32)

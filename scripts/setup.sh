@@ -1,0 +1,36 @@
+# Sourced by demo.sh and test.sh: everything a fresh machine needs, idempotent.
+# System packages come from apt-get when we are root on Debian/Ubuntu; the Python side
+# goes into .venv beside the checkout. Set HDP_EXTRAS to choose the pip extras.
+
+HDP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HDP_VENV="${HDP_VENV:-$HDP_ROOT/.venv}"
+HDP_PYTHON="${HDP_PYTHON:-python3}"
+
+hdp_apt_install() {
+    # Installs the Debian packages named as arguments that are not installed yet.
+    [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null || return 0
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    echo "setup: apt-get install ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+hdp_setup() {
+    if ! "$HDP_PYTHON" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+        echo "setup: pytest-hdp needs Python 3.10 or newer as '$HDP_PYTHON' (set HDP_PYTHON)" >&2
+        return 1
+    fi
+    # setpriv/capsh let the tests drop CAP_NET_RAW to check the no-privilege errors.
+    hdp_apt_install util-linux libcap2-bin iproute2
+    if [ ! -x "$HDP_VENV/bin/python" ]; then
+        "$HDP_PYTHON" -m venv "$HDP_VENV" 2>/dev/null || {
+            hdp_apt_install python3-venv && "$HDP_PYTHON" -m venv "$HDP_VENV"
+        } || { echo "setup: cannot create $HDP_VENV (install python3-venv)" >&2; return 1; }
+    fi
+    "$HDP_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        -e "$HDP_ROOT${HDP_EXTRAS:+[$HDP_EXTRAS]}"
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs the test suite. Run as root for the raw-socket tests:
+#   sudo bash scripts/test.sh [pytest args...]
+set -euo pipefail
+source "$(dirname "$0")/setup.sh"
+HDP_EXTRAS=test hdp_setup
+cd "$HDP_ROOT"
+status=0
+"$HDP_VENV/bin/python" -m pytest "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+    echo "test.sh: pytest collected no tests; that is a failure here" >&2
+    exit 1
+fi
+exit "$status"

@@ -1,0 +1,67 @@
+"""Shared fixtures: capability probes that skip with the fix in the reason."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from hdp import rawsock
+
+RAW_FIX = ("raw sockets need root or CAP_NET_RAW: run the tests as root "
+           "(sudo bash scripts/test.sh) or grant CAP_NET_RAW to the venv's python")
+
+
+def _raw_ok(family: int) -> bool:
+    opened = rawsock.open_sender(family, 253)
+    if isinstance(opened, rawsock.OsRefusal):
+        return False
+    opened.close()
+    return True
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+RAW_V4 = _raw_ok(4)
+RAW_V6 = _ipv6_loopback() and _raw_ok(6)
+
+requires_raw = pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+requires_raw_v6 = pytest.mark.skipif(
+    not RAW_V6,
+    reason=RAW_FIX if _ipv6_loopback() else
+    "IPv6 loopback ::1 is unavailable: enable IPv6 (sysctl net.ipv6.conf.lo.disable_ipv6=0)")
+
+LOOPBACK = {4: "127.0.0.1", 6: "::1"}
+
+
+@pytest.fixture(params=[4, 6], ids=["ipv4", "ipv6"])
+def family(request: pytest.FixtureRequest) -> int:
+    """Each address family whose raw loopback works here; the other skips with its fix."""
+    fam: int = request.param
+    if fam == 4 and not RAW_V4:
+        pytest.skip(RAW_FIX)
+    if fam == 6 and not RAW_V6:
+        pytest.skip("IPv6 raw loopback unavailable: " + RAW_FIX)
+    return fam
+
+
+@pytest.fixture
+def loopback(family: int) -> str:
+    return LOOPBACK[family]
+
+
+@pytest.fixture
+def raw_sockets() -> Iterator[list[rawsock.RawSocket]]:
+    """Sockets a test opens, closed however the test ends."""
+    opened: list[rawsock.RawSocket] = []
+    yield opened
+    for raw in opened:
+        raw.close()
