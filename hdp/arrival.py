@@ -49,6 +49,11 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Ar
         quirk = ipv4.raw_quirk_for(platform.system(), platform.release())
     header: ipv4.IPv4Header | None = None
     error: str | None = None
+    dst: str | None
+    wire: int | None
+    ttl: int | None
+    dscp: int | None
+    ecn: int | None
     if received.family == 4:
         try:
             packet = ipv4.decode(received.data, quirk)

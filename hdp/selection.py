@@ -36,12 +36,11 @@ def fold_ranges(numbers: list[int]) -> str:
     """The shortest SPEC for `numbers`: [1, 2, 3, 6] -> "1-3,6"."""
     parts: list[str] = []
     ordered = sorted(set(numbers))
-    start = prev = None
-    for n in [*ordered, None]:
-        if start is not None and (n is None or n != prev + 1):
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-            start = None
-        if n is not None and start is None:
-            start = n
-        prev = n
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
     return ",".join(parts)

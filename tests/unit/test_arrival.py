@@ -1,0 +1,114 @@
+"""Decoding what a listener received: fields, carriers, corruption, and any bytes at all."""
+
+from __future__ import annotations
+
+import struct
+from ipaddress import IPv4Address
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hdp.arrival import decode_arrival
+from hdp.rawsock import Received
+from hdp.render import listener_dump, listener_table_row
+from hdp.wire import hdp as hdp_wire
+from hdp.wire import ipv4, udp
+from hdp.wire.hdp import Carrier, HDPHeader, ProbeTag
+
+COW = (b" _____\n< moo >\n -----\n        \\   ^__^\n         \\  (oo)\\_______\n"
+       b"            (__)\\       )\\/\\\n                ||----w |\n                ||     ||\n")
+
+
+def _received(data: bytes, family: int = 4, protocol: int = 255, **extra: object) -> Received:
+    fields: dict[str, object] = dict(
+        family=family, socket_protocol=protocol, data=data, src="127.0.0.1", dst=None,
+        hop_limit=None, traffic_class=None, kernel_time_ns=1_739_640_243_546_200_000, drops=0,
+        truncated=False)
+    fields.update(extra)
+    return Received(**fields)  # type: ignore[arg-type]
+
+
+def _ipv4(payload: bytes, protocol: int = 255) -> bytes:
+    header = ipv4.IPv4Header(src=IPv4Address("127.0.0.1"), dst=IPv4Address("127.0.0.1"),
+                             protocol=protocol, identification=36455)
+    return ipv4.encode(header, payload)
+
+
+def test_original_client_packet_on_linux():
+    hdp_bytes = hdp_wire.encode(HDPHeader(420, 420, 1_739_640_243_546_134_000), COW)
+    arrival = decode_arrival(_received(_ipv4(hdp_bytes)), ipv4.RawQuirk.NONE)
+    assert arrival.carrier is Carrier.HDP and arrival.tag is None and arrival.intact
+    assert arrival.hdp == HDPHeader(420, 420, 1_739_640_243_546_134_000)
+    assert arrival.data == COW and arrival.byte_count == 12 + len(COW)
+    dump = listener_dump(arrival)
+    assert f"Total Length: {20 + 12 + len(COW)}" in dump
+    assert "Header Checksum:" in dump and "(valid)" in dump
+    assert "Latency: 66.0 µs" in dump
+    assert dump.endswith("Data: " + COW.decode() + "\n")
+
+
+def test_write_up_macos_dump_reports_505():
+    """The write-up's macOS listener printed Total Length 58625 for a 505-byte packet."""
+    data = COW + b"x" * (473 - len(COW))
+    body = hdp_wire.encode(HDPHeader(420, 420, 1_739_640_243_546_134_000), data)
+    wire = bytearray(_ipv4(body))
+    wire[2:4] = struct.pack("<H", 485)  # host order, header length subtracted
+    wire[10:12] = b"\x00\x00"  # and no checksum
+    assert struct.unpack("!H", wire[2:4])[0] == 58625
+    arrival = decode_arrival(_received(bytes(wire)), ipv4.RawQuirk.BSD)
+    assert arrival.ipv4 is not None and arrival.ipv4.total_length == 505
+    dump = listener_dump(arrival)
+    assert "Total Length: 505\n" in dump
+    assert "Identification: 36455\n" in dump
+    assert "Header Checksum: 0 (not valid)" in dump
+    assert "Source Port: 420\nDestination Port: 420\nTimestamp: 1739640243546134000" in dump
+
+
+def test_tagged_hdp_corruption_is_seen():
+    tagged = hdp_wire.encode_tagged(ProbeTag(1, 2, 3), b"payload")
+    good = hdp_wire.encode(HDPHeader(timestamp_ns=5), tagged)
+    bad = good[:-1] + bytes([good[-1] ^ 0x01])
+    assert decode_arrival(_received(_ipv4(good), protocol=253)).intact
+    arrival = decode_arrival(_received(_ipv4(bad), protocol=253))
+    assert arrival.tag == ProbeTag(1, 2, 3) and not arrival.intact
+    assert "CORRUPTED" in listener_dump(arrival)
+
+
+def test_udp_carrier_checks_the_checksum():
+    body = hdp_wire.encode_tagged(ProbeTag(9, 17, 0, Carrier.UDP), b"baseline")
+    datagram = udp.encode(420, 420, body, "127.0.0.1", "127.0.0.1")
+    arrival = decode_arrival(_received(_ipv4(datagram, 17), protocol=17))
+    assert arrival.carrier is Carrier.UDP and arrival.udp_checksum_ok and arrival.intact
+    assert f"Checksum: {arrival.udp.checksum} (valid)" in listener_dump(arrival)
+    broken = datagram[:6] + bytes([datagram[6] ^ 0xFF]) + datagram[7:]
+    arrival = decode_arrival(_received(_ipv4(broken, 17), protocol=17))
+    assert arrival.udp_checksum_ok is False and not arrival.intact
+
+
+def test_ipv6_fields_come_from_ancillary_data():
+    body = hdp_wire.encode(HDPHeader(timestamp_ns=1), b"six")
+    arrival = decode_arrival(_received(body, family=6, protocol=253, src="::1", dst="::1",
+                                       hop_limit=63, traffic_class=0xB9))
+    assert (arrival.ttl, arrival.dscp, arrival.ecn, arrival.wire_protocol) == (63, 46, 1, 253)
+    dump = listener_dump(arrival)
+    assert "Hop Limit: 63" in dump and "DSCP: 46" in dump and "Destination IP: ::1" in dump
+    assert listener_table_row(arrival).startswith("| 253 | 1739640243546200 | ::1 | 15 |")
+
+
+def test_undecodable_ipv4_keeps_the_bytes():
+    arrival = decode_arrival(_received(b"\x45\x00\x01"), ipv4.RawQuirk.NONE)
+    assert arrival.error is not None and "offset" in arrival.error
+    assert arrival.ip_payload == b"\x45\x00\x01" and not arrival.intact
+    assert "Undecodable" in listener_dump(arrival)
+
+
+@settings(max_examples=300, deadline=1000)
+@given(data=st.binary(max_size=120), family=st.sampled_from([4, 6]),
+       protocol=st.sampled_from([17, 136, 253, 255]),
+       quirk=st.sampled_from(list(ipv4.RawQuirk)))
+def test_any_bytes_decode_and_render(data, family, protocol, quirk):
+    received = _received(data, family=family, protocol=protocol,
+                         dst="::1" if family == 6 else None)
+    arrival = decode_arrival(received, quirk)
+    assert isinstance(listener_dump(arrival), str)
+    assert isinstance(listener_table_row(arrival), str)
