@@ -12,8 +12,8 @@ The probe tag opens the payload of our own probes::
 
 `kind` says what carries the tag (0 HDP, 1 UDP, 2 raw); the CRC-32 covers the tag
 with its CRC field zeroed, and every data byte after it, so a listener can tell an
-intact probe from a corrupted or truncated one. Packets without the magic are plain
-HDP, like those of the original client.
+intact probe from one whose data was changed or cut short. A payload too short to hold
+a whole tag, or without the magic, is plain HDP, like the original client's packets.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ class ProbeTag:
                 raise EncodeError(
                     f"probe tag {name} must fit in {bits} bits, got {getattr(self, name)}"
                 )
+        if self.carrier not in Carrier._value2member_map_:
+            raise EncodeError(f"probe tag carrier must be one of "
+                              f"{[c.value for c in Carrier]}, got {self.carrier}")
 
 
 @dataclass(frozen=True)

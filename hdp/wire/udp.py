@@ -71,7 +71,11 @@ def udp_checksum(src: Address | str, dst: Address | str, datagram: bytes,
 
 def encode(src_port: int, dst_port: int, payload: bytes, src: Address | str,
            dst: Address | str, *, checksum: int | None = None) -> bytes:
-    """A UDP datagram; its checksum is computed unless one is given (0 = none, IPv4 only)."""
+    """A UDP datagram; its checksum is computed unless one is given.
+
+    A given checksum of 0 means "none", valid on IPv4 only; it is allowed on IPv6 too so
+    tests can check that receivers drop it.
+    """
     limit = MAX_PAYLOAD_V4 if ip_address(src).version == 4 else MAX_PAYLOAD_V6
     if len(payload) > limit:
         raise EncodeError(f"UDP payload of {len(payload)} bytes exceeds {limit}")
@@ -92,7 +96,7 @@ def _with_checksum(datagram: bytes, checksum: int) -> bytes:
 
 
 def decode(data: bytes) -> UDPDatagram:
-    """Parse a UDP datagram; the length field must agree with the bytes given."""
+    """Parse a UDP datagram; bytes beyond its length field (link padding) are ignored."""
     data = bytes(data)
     if len(data) < HEADER_LENGTH:
         raise DecodeError("UDP header", len(data), f"need {HEADER_LENGTH} bytes, have {len(data)}")
