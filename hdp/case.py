@@ -1,0 +1,79 @@
+"""Cases and observations: what to probe, and what was seen. Plain JSON across processes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    """One probe to run: target x family x protocol x payload kind x size."""
+
+    target: str
+    family: int
+    protocol: int
+    payload: str = "hdp"  # hdp | udp | raw
+    size: int = 64  # data bytes after the headers and our tag
+    path: str = "loopback"
+
+    @property
+    def id(self) -> str:
+        """A readable test id such as `127.0.0.1-ipv4-p253` (payload added unless hdp)."""
+        kind = "" if self.payload == "hdp" else f"-{self.payload}"
+        return f"{self.target}-ipv{self.family}-p{self.protocol}{kind}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Case:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One packet of the case that reached the listener, with its header fields as received."""
+
+    src: str
+    dst: str | None
+    wire_protocol: int | None
+    ttl: int | None
+    dscp: int | None
+    ecn: int | None
+    length: int  # bytes after the IP header
+    intact: bool
+    kernel_time_ns: int | None = None
+    latency_us: float | None = None
+    fragment_offsets: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class IcmpReport:
+    """An ICMP or ICMPv6 error about the probe, as the sender's socket got it."""
+
+    family: int
+    type: int
+    code: int
+    source: str | None
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the engine saw of one case; failures are data here, never exceptions."""
+
+    case: Case
+    socket_errno: str | None = None
+    send_errno: str | None = None
+    listen_errno: str | None = None
+    sent_bytes: int | None = None
+    sent_src: str | None = None  # the source address the sender's kernel chose
+    sent_ttl: int = 64
+    sent_dscp: int = 0
+    sent_ecn: int = 0
+    deliveries: tuple[Delivery, ...] = ()
+    icmp: tuple[IcmpReport, ...] = ()
+    listened: bool = True  # False: no listener on the target, verdicts come from ICMP
+    note: str | None = None  # e.g. "interrupted", "agent died: ..."
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,112 @@
+"""Observation -> Outcome: the one place that decides what happened to a probe (pure)."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass
+
+from hdp.case import Delivery, IcmpReport, Observation
+
+
+class Outcome(str, enum.Enum):
+    DELIVERED = "delivered"
+    ALTERED = "altered"
+    UNREACHABLE = "unreachable"
+    PROHIBITED = "prohibited"
+    TOO_BIG = "too-big"
+    LOST = "lost"
+    SEND_ERROR = "send-error"
+    SOCKET_ERROR = "socket-error"
+    LISTEN_ERROR = "listen-error"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    errno: str | None = None
+    changes: tuple[str, ...] = ()  # src, dst, protocol, dscp, ecn, length, payload
+    wire_protocol: int | None = None
+    hops: int | None = None
+    latency_us: float | None = None
+    icmp: IcmpReport | None = None
+    inferred: bool = False  # from ICMP alone, no listener on the target
+
+
+# ICMP (type, code) -> outcome. IPv4: RFC 792 / 1812; IPv6: RFC 4443.
+_ICMP4 = {(3, 2): Outcome.UNREACHABLE, (3, 3): Outcome.UNREACHABLE,
+          (3, 4): Outcome.TOO_BIG, (3, 9): Outcome.PROHIBITED, (3, 10): Outcome.PROHIBITED,
+          (3, 13): Outcome.PROHIBITED}
+_ICMP6 = {(1, 1): Outcome.PROHIBITED, (4, 1): Outcome.UNREACHABLE}
+
+
+def icmp_outcome(report: IcmpReport) -> Outcome | None:
+    """What an ICMP error says about a probe, or None if it says nothing we classify."""
+    if report.family == 4:
+        if report.type == 3:
+            return _ICMP4.get((report.type, report.code), Outcome.UNREACHABLE)
+        return None
+    if report.type == 2:
+        return Outcome.TOO_BIG
+    if report.type == 1:
+        return _ICMP6.get((report.type, report.code), Outcome.UNREACHABLE)
+    return _ICMP6.get((report.type, report.code))
+
+
+def changes_of(observation: Observation, delivery: Delivery) -> tuple[str, ...]:
+    """How a delivery differs from what was sent, beyond normal forwarding."""
+    case = observation.case
+    found = []
+    if observation.sent_src is not None and not _same_address(delivery.src, observation.sent_src):
+        found.append("src")
+    if delivery.dst is not None and _is_address(case.target) \
+            and not _same_address(delivery.dst, case.target):
+        found.append("dst")
+    if delivery.wire_protocol is not None and delivery.wire_protocol != case.protocol:
+        found.append("protocol")
+    if delivery.dscp is not None and delivery.dscp != observation.sent_dscp:
+        found.append("dscp")
+    if delivery.ecn is not None and delivery.ecn != observation.sent_ecn:
+        found.append("ecn")
+    if observation.sent_bytes is not None and delivery.length != observation.sent_bytes:
+        found.append("length")
+    if not delivery.intact:
+        found.append("payload")
+    return tuple(found)
+
+
+def _same_address(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def judge(observation: Observation) -> Verdict:
+    """The single Outcome of a case; every observation has exactly one."""
+    if observation.socket_errno:
+        return Verdict(Outcome.SOCKET_ERROR, errno=observation.socket_errno)
+    if observation.send_errno:
+        return Verdict(Outcome.SEND_ERROR, errno=observation.send_errno)
+    if observation.deliveries:
+        delivery = observation.deliveries[0]
+        changes = changes_of(observation, delivery)
+        hops = None if delivery.ttl is None else observation.sent_ttl - delivery.ttl
+        return Verdict(Outcome.ALTERED if changes else Outcome.DELIVERED, changes=changes,
+                       wire_protocol=delivery.wire_protocol, hops=hops,
+                       latency_us=delivery.latency_us)
+    for report in observation.icmp:
+        outcome = icmp_outcome(report)
+        if outcome is not None:
+            return Verdict(outcome, icmp=report, inferred=not observation.listened)
+    if observation.listen_errno:
+        return Verdict(Outcome.LISTEN_ERROR, errno=observation.listen_errno)
+    return Verdict(Outcome.LOST, inferred=not observation.listened)
