@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "listen":
             return run_listen(args, sys.stdout)
-        return run_send(args, sys.stdin.buffer, sys.stdout)
+        return run_send(args, sys.stdin.buffer if sys.stdin is not None else None, sys.stdout)
     except HdpError as exc:
         print(f"hdp {args.command}: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
@@ -135,14 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def resolve(target: str, family: int | None) -> tuple[str, int]:
     """The address and family to send to; names resolve in `family`, or IPv4 then IPv6."""
+    address, _, zone = target.strip("[]").partition("%")
     try:
-        literal = ipaddress.ip_address(target.strip("[]").split("%", 1)[0])
+        literal = ipaddress.ip_address(address)
     except ValueError:
         literal = None
     if literal is not None:
         if family is not None and family != literal.version:
             raise UsageError(
                 f"{target} is an IPv{literal.version} address but --family is {family}")
+        if zone and literal.version == 4:
+            raise UsageError(f"{target}: an IPv4 address takes no %zone: give {address}")
+        if zone and not zone.isdigit():
+            try:
+                socket.if_nametoindex(zone)
+            except OSError:
+                raise UsageError(f"{target}: there is no interface {zone!r}") from None
         return target.strip("[]"), literal.version
     families = [family] if family else [4, 6]
     last_error = ""
@@ -159,6 +167,9 @@ def resolve(target: str, family: int | None) -> tuple[str, int]:
 
 
 def run_send(args: argparse.Namespace, stdin: object, out: TextIO) -> int:
+    if stdin is None:
+        raise UsageError("standard input is closed: pipe a payload in, "
+                         "e.g. echo hello | sudo hdp send 127.0.0.1")
     if sys.stdin.isatty():
         raise UsageError("the payload comes from standard input: pipe it in, "
                          "e.g. fortune | cowsay | sudo hdp send 127.0.0.1")
@@ -218,7 +229,9 @@ def run_listen(args: argparse.Namespace, out: TextIO) -> int:
         if not listeners:
             raise HdpError(f"no listener could be opened for protocols {protocols}")
         names = ", ".join(str(raw.protocol) for raw in listeners)
-        print(f"Listening on protocol {names} (IPv{family})", file=sys.stderr, flush=True)
+        # One write, so an interrupt cannot split the readiness line from its newline.
+        sys.stderr.write(f"Listening on protocol {names} (IPv{family})\n")
+        sys.stderr.flush()
         if args.format == "table":
             out.write(listener_table_header() + "\n")
             out.flush()

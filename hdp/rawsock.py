@@ -170,11 +170,9 @@ class RawSocket:
 
     def send(self, payload: bytes, dst: str) -> SendResult:
         """Send `payload` after a kernel-built IP header; a refusal is data, not an error."""
-        address: tuple[str, int] | tuple[str, int, int, int]
-        address = (dst, 0) if self.family == 4 else (dst, 0, 0, 0)
         started = time.time_ns()
         try:
-            sent = self.sock.sendto(payload, address)
+            sent = self.sock.sendto(payload, _sockaddr(self.family, dst))
         except OSError as exc:
             return SendResult(False, 0, started, OsRefusal.from_errno(exc.errno or errno.EIO))
         return SendResult(True, sent, started)
@@ -210,6 +208,15 @@ class RawSocket:
             dst=dst, hop_limit=hop_limit, traffic_class=tclass, kernel_time_ns=kernel_time,
             drops=drops, truncated=bool(flags & socket.MSG_TRUNC),
         )
+
+
+def _sockaddr(family: int, dst: str) -> tuple[str, int] | tuple[str, int, int, int]:
+    if family == 4:
+        return (dst, 0)
+    # ADDRESS%ZONE: sendto() does not parse the zone; it goes in as the scope id.
+    host, _, zone = dst.partition("%")
+    scope = (int(zone) if zone.isdigit() else socket.if_nametoindex(zone)) if zone else 0
+    return (host, 0, 0, scope)
 
 
 def _grow_receive_buffer(sock: socket.socket) -> None:
