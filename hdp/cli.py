@@ -23,7 +23,7 @@ from hdp.render import (
     sender_row,
     sender_table_header,
 )
-from hdp.selection import parse_protocols
+from hdp.selection import fold_ranges, parse_protocols
 from hdp.wire.hdp import ProbeTag
 
 DEFAULT_HDP_PROTOCOL = 255  # the number the original experiment used
@@ -228,7 +228,7 @@ def run_listen(args: argparse.Namespace, out: TextIO) -> int:
             listeners.append(opened)
         if not listeners:
             raise HdpError(f"no listener could be opened for protocols {protocols}")
-        names = ", ".join(str(raw.protocol) for raw in listeners)
+        names = fold_ranges([raw.protocol for raw in listeners])
         # One write, so an interrupt cannot split the readiness line from its newline.
         sys.stderr.write(f"Listening on protocol {names} (IPv{family})\n")
         sys.stderr.flush()

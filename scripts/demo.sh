@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The HDP write-up's loopback experiment with pytest-hdp's own server and client: a
 # listener on every protocol number 0-256, and one probe for each of -1..256 on loopback.
-#   sudo bash scripts/demo.sh [IPv family: 4 or 6]
+#   bash scripts/demo.sh [4|6]   (as root, or with sudo)
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 hdp_setup

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine and runs the test suite. Run as root for the raw-socket tests:
-#   sudo bash scripts/test.sh [pytest args...]
+#   bash scripts/test.sh [pytest args...]   (as root, or with sudo)
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 HDP_EXTRAS=test hdp_setup

@@ -10,7 +10,8 @@ import pytest
 from hdp import rawsock
 
 RAW_FIX = ("raw sockets need root or CAP_NET_RAW: run the tests as root "
-           "(sudo bash scripts/test.sh) or grant CAP_NET_RAW to the venv's python")
+           "(bash scripts/test.sh, with sudo if you are not root) "
+           "or grant CAP_NET_RAW to the venv's python")
 
 
 def _raw_ok(family: int) -> bool:
