@@ -9,6 +9,7 @@ from ipaddress import IPv4Address
 
 from hdp.errors import DecodeError, EncodeError
 from hdp.wire.checksum import internet_checksum
+from hdp.wire.fields import check_bits
 
 MIN_HEADER = 20
 MAX_HEADER = 60
@@ -61,14 +62,9 @@ class IPv4Header:
     def __post_init__(self) -> None:
         object.__setattr__(self, "src", IPv4Address(self.src))
         object.__setattr__(self, "dst", IPv4Address(self.dst))
-        for name, bits in (("protocol", 8), ("ttl", 8), ("dscp", 6), ("ecn", 2),
-                           ("identification", 16), ("flags", 3), ("fragment_offset", 13),
-                           ("version", 4)):
-            _check_range(name, getattr(self, name), bits)
-        if self.total_length is not None:
-            _check_range("total_length", self.total_length, 16)
-        if self.checksum is not None:
-            _check_range("checksum", self.checksum, 16)
+        check_bits("IPv4", self, (("protocol", 8), ("ttl", 8), ("dscp", 6), ("ecn", 2),
+                                  ("identification", 16), ("flags", 3), ("fragment_offset", 13),
+                                  ("version", 4), ("total_length", 16), ("checksum", 16)))
         if len(self.options) % 4 or len(self.options) > MAX_HEADER - MIN_HEADER:
             raise EncodeError(
                 "IPv4 options must be a multiple of 4 bytes and at most 40, "
@@ -106,11 +102,6 @@ class IPv4Packet:
     def checksum_ok(self) -> bool:
         """Whether the header checksum verifies (False for the zero a BSD raw socket shows)."""
         return verify_header_checksum(encode_header(self.header, len(self.payload)))
-
-
-def _check_range(name: str, value: int, bits: int) -> None:
-    if not 0 <= value < (1 << bits):
-        raise EncodeError(f"IPv4 {name} must fit in {bits} bits, got {value}")
 
 
 def encode_header(header: IPv4Header, payload_length: int) -> bytes:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from hdp.errors import DecodeError, EncodeError
+from hdp.wire.fields import check_bits
 
 HEADER_LENGTH = 40
 MIN_MTU = 1280
@@ -38,13 +39,8 @@ class IPv6Header:
     def __post_init__(self) -> None:
         object.__setattr__(self, "src", IPv6Address(self.src))
         object.__setattr__(self, "dst", IPv6Address(self.dst))
-        for name, bits in (("next_header", 8), ("hop_limit", 8), ("dscp", 6), ("ecn", 2),
-                           ("flow_label", 20), ("version", 4)):
-            value = getattr(self, name)
-            if not 0 <= value < (1 << bits):
-                raise EncodeError(f"IPv6 {name} must fit in {bits} bits, got {value}")
-        if self.payload_length is not None and not 0 <= self.payload_length <= 0xFFFF:
-            raise EncodeError(f"IPv6 payload_length must fit in 16 bits, got {self.payload_length}")
+        check_bits("IPv6", self, (("next_header", 8), ("hop_limit", 8), ("dscp", 6), ("ecn", 2),
+                                  ("flow_label", 20), ("version", 4), ("payload_length", 16)))
 
     @property
     def traffic_class(self) -> int:

@@ -12,6 +12,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -244,3 +245,17 @@ def cowsay(text: str) -> str:
             "            (__)\\       )\\/\\\n"
             "                ||----w |\n"
             "                ||     ||\n")
+
+
+def receive_carrying(sock: socket.socket, token: bytes, timeout: float = 5.0) -> bytes:
+    """The first packet on `sock` carrying `token` (others on the protocol are someone else's)."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65535)
+        except TimeoutError:
+            continue
+        if token in data:
+            return data
+    pytest.fail(f"no packet carrying {token!r} within {timeout} s", pytrace=False)

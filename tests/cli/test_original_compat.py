@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.cli.helpers import cowsay, records_with, run_hdp, sender_rows
+from tests.cli.helpers import cowsay, receive_carrying, records_with, run_hdp, sender_rows
 
 ORIGINAL = struct.Struct("!HHQ")  # src port, dst port, ns timestamp: the original client's
 IPV4_HEADER = 20  # the original server skips exactly this much
@@ -67,21 +67,6 @@ def _original_server_parse(datagram: bytes, family: int) -> tuple[int, int, int,
     return src_port, dst_port, stamp, datagram[ORIGINAL.size:]
 
 
-def _receive(server: socket.socket, token: bytes, timeout: float = 5.0) -> bytes:
-    """The first datagram carrying `token` (others on the protocol are someone else's)."""
-    server.settimeout(0.2)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            datagram = server.recv(65535)
-        except TimeoutError:
-            continue
-        if token in datagram:
-            return datagram
-    pytest.fail(f"the raw server saw no datagram carrying {token!r} in {timeout} s",
-                pytrace=False)
-
-
 @pytest.mark.parametrize(("protocol", "plain"), [(252, True), (143, False)],
                          ids=["plain", "tagged"])
 def test_original_server_accepts_what_hdp_send_sends(family, loopback, protocol, plain):
@@ -93,7 +78,7 @@ def test_original_server_accepts_what_hdp_send_sends(family, loopback, protocol,
         sent = run_hdp("send", loopback, "--protocol", protocol,
                        *(["--plain"] if plain else []), stdin=data)
         after = time.time_ns()
-        datagram = _receive(server, token)
+        datagram = receive_carrying(server, token)
 
     assert sent.returncode == 0, sent.describe()
     (row,) = sender_rows(sent)

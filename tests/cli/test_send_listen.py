@@ -22,6 +22,7 @@ from tests.cli.helpers import (
     Record,
     Result,
     cowsay,
+    receive_carrying,
     records_with,
     rfc1071,
     run_hdp,
@@ -236,20 +237,6 @@ def test_udp_plain_checksum_is_valid_and_correct(listen, family, loopback):
     assert record.data == payload.decode(), record.text
 
 
-def _capture(sock: socket.socket, token: bytes, timeout: float = 5.0) -> bytes:
-    """The first packet on `sock` carrying `token`; bounded by `timeout`."""
-    sock.settimeout(0.2)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            data = sock.recv(65535)
-        except TimeoutError:
-            continue
-        if token in data:
-            return data
-    pytest.fail(f"no packet carrying {token!r} within {timeout} s", pytrace=False)
-
-
 def test_udp_tagged_checksum_verified_by_scapy(listen, family, loopback):
     scapy_inet = pytest.importorskip("scapy.layers.inet")
     scapy_inet6 = pytest.importorskip("scapy.layers.inet6")
@@ -258,7 +245,7 @@ def test_udp_tagged_checksum_verified_by_scapy(listen, family, loopback):
     listener = _udp_listen(listen, family)
     with socket.socket(af, socket.SOCK_RAW, socket.IPPROTO_UDP) as tap:
         sent = run_hdp("send", loopback, "--udp", stdin=payload)
-        captured = _capture(tap, token.encode())
+        captured = receive_carrying(tap, token.encode())
     heard = _stop_after(listener, token)
 
     assert sent.returncode == 0, sent.describe()
