@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from hdp import rawsock
+
+# Tests leave no files behind: no example database, and hypothesis's caches go to a
+# temporary directory removed at exit instead of .hypothesis/ in the checkout.
+settings.register_profile("hdp", database=None)
+settings.load_profile("hdp")
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="hdp-tests-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, True)
 
 RAW_FIX = ("raw sockets need root or CAP_NET_RAW: run the tests as root "
            "(bash scripts/test.sh, with sudo if you are not root) "
