@@ -12,10 +12,15 @@ hdp="$HDP_VENV/bin/hdp"
 work="$(mktemp -d)"
 listener=""
 cleanup() {
-    [ -n "$listener" ] && kill "$listener" 2>/dev/null && wait "$listener" 2>/dev/null
+    # Must not stop half-way under set -e: the listener may already be gone.
+    if [ -n "$listener" ]; then
+        kill "$listener" 2>/dev/null || true
+        wait "$listener" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # The listener says "Listening on ..." on stderr once its sockets are open; a FIFO held
 # open on fd 3 carries that line to us without racing the first probe.
