@@ -11,9 +11,6 @@ from hdp.wire import hdp as hdp_wire
 from hdp.wire import ipv4, udp
 from hdp.wire.hdp import Carrier, HDPHeader, ProbeTag
 
-_TAG_OFFSETS = ((Carrier.HDP, hdp_wire.HEADER_LENGTH), (Carrier.UDP, udp.HEADER_LENGTH),
-                (Carrier.RAW, 0))
-
 
 @dataclass(frozen=True)
 class Arrival:
@@ -99,10 +96,9 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Ar
 
 def _carrier_of(payload: bytes, socket_protocol: int) -> Carrier:
     """Where our tag sits says what carried it; untagged packets go by protocol."""
-    for carrier, offset in _TAG_OFFSETS:
-        if payload[offset:offset + 4] == hdp_wire.TAG_MAGIC and len(payload) > offset + 5 \
-                and payload[offset + 5] == carrier:
-            return carrier
+    found = hdp_wire.find_tag(payload)
+    if found is not None:
+        return found[0]
     if socket_protocol in (udp.PROTO_UDP, udp.PROTO_UDPLITE):
         return Carrier.UDP
     return Carrier.HDP if len(payload) >= hdp_wire.HEADER_LENGTH else Carrier.RAW

@@ -114,8 +114,13 @@ class RawSocket:
         self.protocol = protocol
 
     @classmethod
-    def open(cls, family: int, protocol: int, *, listen: bool = True) -> RawSocket | OsRefusal:
-        """Open a socket; `listen=False` makes a send-only socket that queues nothing."""
+    def open(cls, family: int, protocol: int, *, listen: bool = True,
+             header_included: bool = False) -> RawSocket | OsRefusal:
+        """Open a socket; `listen=False` makes a send-only socket that queues nothing.
+
+        `header_included` (protocol 255 only) sends caller-built IP headers, so no raw
+        socket of the probed protocol exists to swallow the target's ICMP answer.
+        """
         fd = _c_socket(_family_constant(family), socket.SOCK_RAW, protocol)
         if isinstance(fd, OsRefusal):
             return fd
@@ -126,21 +131,21 @@ class RawSocket:
             return OsRefusal.from_errno(exc.errno or errno.EINVAL)
         raw = cls(sock, family, protocol)
         try:
-            raw._configure(listen)
+            raw._configure(listen, header_included)
         except OSError as exc:
             sock.close()
             return OsRefusal.from_errno(exc.errno or errno.EINVAL)
         return raw
 
-    def _configure(self, listen: bool) -> None:
+    def _configure(self, listen: bool, header_included: bool = False) -> None:
         sock = self.sock
         # Protocol 255 (IPPROTO_RAW) implies a caller-built IP header; the original HDP
         # client turns that off and lets the kernel build the header, and so do we.
         if self.protocol == IPPROTO_RAW:
             if self.family == 4:
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 0)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, int(header_included))
             elif _IPV6_HDRINCL is not None:
-                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_HDRINCL, 0)
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_HDRINCL, int(header_included))
         if not listen:
             _drop_all_input(sock)
             return

@@ -123,3 +123,19 @@ def decode_tagged(payload: bytes) -> TaggedPayload:
     data = payload[TAG_LENGTH:]
     expected = zlib.crc32(data, zlib.crc32(payload[:16] + b"\x00\x00\x00\x00"))
     return TaggedPayload(ProbeTag(run_id, case, probe, Carrier(kind)), data, crc == expected)
+
+
+_TAG_OFFSETS = ((Carrier.HDP, HEADER_LENGTH), (Carrier.UDP, 8), (Carrier.RAW, 0))
+
+
+def find_tag(payload: bytes) -> tuple[Carrier, TaggedPayload] | None:
+    """Our tag where a carrier puts it (after HDP's 12 bytes, UDP's 8, or at 0), if any.
+
+    The tag fields are read even when the data after it is cut short, as in the quote of
+    an ICMP error; `intact` then says False.
+    """
+    for carrier, offset in _TAG_OFFSETS:
+        found = decode_tagged(payload[offset:])
+        if found.tag is not None and found.tag.carrier is carrier:
+            return carrier, found
+    return None

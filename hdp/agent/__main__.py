@@ -1,0 +1,3 @@
+from hdp.agent.server import main
+
+raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""Starting agents where they must run, and talking to them from the controller.
+
+Launchers: ``inprocess`` (a thread of this process), ``child`` (``python -m hdp.agent``),
+``sudo`` (the same through ``sudo -n``, so the caller may be unprivileged),
+``netns:NAME`` (through ``ip netns exec NAME``) and ``ssh://[user@]host`` (through ssh,
+which then does the authentication; the remote host needs pytest-hdp installed).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hdp.agent import protocol
+from hdp.errors import HdpError
+
+STARTUP_TIMEOUT = 15.0
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+class AgentError(HdpError):
+    """An agent that could not start, or went away; the message carries its stderr."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    kind: str  # inprocess | child | sudo | netns | ssh
+    where: str | None = None  # namespace name or ssh destination
+
+    @classmethod
+    def parse(cls, text: str) -> AgentSpec:
+        text = text.strip()
+        if text in ("inprocess", "local", "child", "sudo"):
+            return cls("inprocess" if text == "local" else text)
+        for prefix in ("netns:", "netns://"):
+            if text.startswith(prefix) and text[len(prefix):]:
+                return cls("netns", text[len(prefix):])
+        if text.startswith("ssh://") and len(text) > len("ssh://"):
+            return cls("ssh", text[len("ssh://"):])
+        raise AgentError(f"unknown agent {text!r}: give inprocess, child, sudo, netns:NAME "
+                         "or ssh://[user@]host")
+
+    def command(self) -> list[str]:
+        """The command line that starts this agent (empty for an in-process one)."""
+        module = [sys.executable, "-m", "hdp.agent"]
+        pythonpath = ["env", f"PYTHONPATH={_pythonpath()}"]
+        if self.kind == "child":
+            return module
+        if self.kind == "sudo":
+            return ["sudo", "-n", "--", *pythonpath, *module]
+        if self.kind == "netns":
+            return ["ip", "netns", "exec", str(self.where), *pythonpath, *module]
+        if self.kind == "ssh":
+            return ["ssh", "-o", "BatchMode=yes", "-T", str(self.where),
+                    "python3", "-m", "hdp.agent"]
+        return []
+
+    def __str__(self) -> str:
+        return self.kind if self.where is None else f"{self.kind}:{self.where}"
+
+
+def _pythonpath() -> str:
+    # The agent must import this very `hdp`, installed or not.
+    current = os.environ.get("PYTHONPATH")
+    return _PACKAGE_PARENT + (os.pathsep + current if current else "")
+
+
+Event = tuple["AgentClient", dict[str, Any]]
+
+
+class AgentClient:
+    """A running agent: write requests, read its events from a (shareable) queue."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, spec: AgentSpec) -> None:
+        self.spec = spec
+        self.events: queue.Queue[Event] = queue.Queue()
+        self._events_lock = threading.Lock()
+        self.ready: dict[str, Any] = {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.thread: threading.Thread | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self._write_fd = -1
+        self._closed = False
+        self.exited = threading.Event()
+
+    # -- start-up -------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, spec: AgentSpec, *, timeout: float = STARTUP_TIMEOUT,
+              require_raw: bool = True) -> AgentClient:
+        client = cls(spec)
+        client._launch()
+        client._await_ready(timeout, require_raw)
+        return client
+
+    def attach(self, events: queue.Queue[Event]) -> None:
+        """Deliver this agent's events to `events` from now on (shared by several agents)."""
+        with self._events_lock:
+            while True:
+                try:
+                    events.put(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            self.events = events
+
+    def _put(self, event: dict[str, Any]) -> None:
+        with self._events_lock:
+            self.events.put((self, event))
+
+    def _launch(self) -> None:
+        if self.spec.kind == "inprocess":
+            from hdp.agent.server import Agent
+
+            request_r, request_w = os.pipe()
+            event_r, event_w = os.pipe()
+            agent = Agent(request_r, event_w)
+
+            def serve() -> None:
+                try:
+                    agent.serve()
+                except Exception as exc:  # reported like a child's stderr
+                    self._stderr.append(f"{type(exc).__name__}: {exc}")
+                finally:
+                    os.close(request_r)
+                    os.close(event_w)
+
+            self.thread = threading.Thread(target=serve, name="hdp-agent", daemon=True)
+            self.thread.start()
+            self._write_fd, read_fd = request_w, event_r
+        else:
+            command = self.spec.command()
+            try:
+                # A session of its own: Ctrl-C at the terminal reaches the controller,
+                # which then shuts the agent down in order and reports what it learned.
+                self.process = subprocess.Popen(
+                    command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, start_new_session=True)
+            except OSError as exc:
+                raise AgentError(f"cannot start agent {self.spec} ({command[0]}: "
+                                 f"{exc.strerror})") from None
+            assert self.process.stdin and self.process.stdout and self.process.stderr
+            self._write_fd = self.process.stdin.fileno()
+            read_fd = self.process.stdout.fileno()
+            threading.Thread(target=self._pump_stderr, args=(self.process.stderr,),
+                             daemon=True).start()
+        threading.Thread(target=self._pump_events, args=(read_fd,), daemon=True).start()
+
+    def _await_ready(self, timeout: float, require_raw: bool) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.close(timeout=1)
+                raise AgentError(f"agent {self.spec} did not start within {timeout:g} s"
+                                 f"{self.stderr_note()}")
+            try:
+                _, event = self.events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if event.get("event") == "exit":
+                raise AgentError(f"agent {self.spec} exited before it was ready"
+                                 f"{self.stderr_note()}")
+            if event.get("event") == "ready":
+                self.ready = event
+                break
+        if require_raw and not event.get("raw"):
+            self.close(timeout=1)
+            raise AgentError(f"agent {self.spec}: {event.get('raw_error')}")
+
+    # -- streams --------------------------------------------------------------------
+
+    def _pump_events(self, fd: int) -> None:
+        buffer = protocol.LineBuffer()
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                for line in buffer.feed(chunk):
+                    try:
+                        self._put(protocol.decode(line))
+                    except protocol.ProtocolError as exc:
+                        self._stderr.append(f"bad line from agent: {exc}")
+        except OSError as exc:
+            self._stderr.append(f"reading from agent: {exc}")
+        finally:
+            if self.process is None:
+                os.close(fd)
+            code = self.process.wait() if self.process is not None else 0
+            self.exited.set()
+            self._put({"event": "exit", "returncode": code, "stderr": self.stderr_tail()})
+
+    def _pump_stderr(self, stream: Any) -> None:
+        for raw in iter(stream.readline, b""):
+            self._stderr.append(raw.decode(errors="replace").rstrip())
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr)
+
+    def stderr_note(self) -> str:
+        tail = " | ".join(line for line in self._stderr if line)[-600:]
+        return f"; its stderr: {tail}" if tail else "; it wrote nothing on stderr"
+
+    # -- requests -------------------------------------------------------------------
+
+    def request(self, op: str, **fields: Any) -> int:
+        """Send a request; returns its id, which the answer carries."""
+        ident = next(self._ids)
+        data = protocol.encode({"op": op, "id": ident, **fields})
+        try:
+            while data:
+                data = data[os.write(self._write_fd, data):]
+        except OSError as exc:
+            raise AgentError(f"agent {self.spec} is gone ({exc.strerror})"
+                             f"{self.stderr_note()}") from None
+        return ident
+
+    def alive(self) -> bool:
+        return not self.exited.is_set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Shut down: ask, then terminate, then kill; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.alive():
+            with contextlib.suppress(AgentError):
+                self.request("shutdown")
+        try:  # end of input also stops an agent that missed the shutdown request
+            if self.process is not None and self.process.stdin is not None:
+                self.process.stdin.close()
+            elif self._write_fd >= 0:
+                os.close(self._write_fd)
+        except OSError:
+            pass
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+        elif self.thread is not None:
+            self.thread.join(timeout)
