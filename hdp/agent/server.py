@@ -9,6 +9,7 @@ import selectors
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from hdp import rawsock
@@ -273,11 +274,11 @@ def _with_ip_header(probe: ProbeRequest, src: str, body: bytes) -> bytes:
     """The whole packet for a header-included send; ident marks the case in ICMP quotes."""
     wire = probe.protocol & 0xFF
     if probe.family == 4:
-        header = ipv4.IPv4Header(src=ipv4.IPv4Address(src), dst=ipv4.IPv4Address(probe.dst),
+        header = ipv4.IPv4Header(src=IPv4Address(src), dst=IPv4Address(probe.dst),
                                  protocol=wire, identification=probe.ident & 0xFFFF)
         return ipv4.encode(header, body)
-    header6 = ipv6.IPv6Header(src=ipv6.IPv6Address(src.split("%")[0]),
-                              dst=ipv6.IPv6Address(probe.dst.split("%")[0]),
+    header6 = ipv6.IPv6Header(src=IPv6Address(src.split("%")[0]),
+                              dst=IPv6Address(probe.dst.split("%")[0]),
                               next_header=wire, flow_label=probe.ident & 0xFFFFF)
     return ipv6.encode(header6, body)
 
