@@ -57,6 +57,7 @@ class IcmpReport:
     code: int
     source: str | None
     mtu: int | None = None
+    quoted_protocol: int | None = None  # the protocol byte of the probe as the router saw it
 
 
 @dataclass(frozen=True)
@@ -75,5 +76,6 @@ class Observation:
     deliveries: tuple[Delivery, ...] = ()
     icmp: tuple[IcmpReport, ...] = ()
     listened: bool = True  # False: no listener on the target, verdicts come from ICMP
-    note: str | None = None  # e.g. "interrupted", "agent died: ..."
+    failure_stage: str | None = None  # "send" / "listen": an agent failed, not the OS
+    note: str | None = None  # e.g. "interrupted", "sender agent exited (code -9)"
     extra: dict[str, Any] = field(default_factory=dict)

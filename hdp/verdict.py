@@ -94,7 +94,7 @@ def judge(observation: Observation) -> Verdict:
     """The single Outcome of a case; every observation has exactly one."""
     if observation.socket_errno:
         return Verdict(Outcome.SOCKET_ERROR, errno=observation.socket_errno)
-    if observation.send_errno:
+    if observation.send_errno or observation.failure_stage == "send":
         return Verdict(Outcome.SEND_ERROR, errno=observation.send_errno)
     if observation.deliveries:
         delivery = observation.deliveries[0]
@@ -106,7 +106,8 @@ def judge(observation: Observation) -> Verdict:
     for report in observation.icmp:
         outcome = icmp_outcome(report)
         if outcome is not None:
-            return Verdict(outcome, icmp=report, inferred=not observation.listened)
-    if observation.listen_errno:
+            return Verdict(outcome, icmp=report, wire_protocol=report.quoted_protocol,
+                           inferred=not observation.listened)
+    if observation.listen_errno or observation.failure_stage == "listen":
         return Verdict(Outcome.LISTEN_ERROR, errno=observation.listen_errno)
     return Verdict(Outcome.LOST, inferred=not observation.listened)

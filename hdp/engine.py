@@ -1,0 +1,333 @@
+"""The probe engine: a batch of cases, pipelined through agents, one Observation each.
+
+Listeners open first, every probe of the batch goes out in one request, and one
+deadline covers the batch. Packets are matched to cases by the probe tag they carry,
+never by the protocol they arrived on. Whatever fails — a refused socket, a dead
+agent, an unknown host, Ctrl-C — each case still ends with an Observation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import queue
+import random
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdp.agent.launch import AgentClient, Event
+from hdp.case import Case, Delivery, IcmpReport, Observation
+
+# getaddrinfo's error codes by name, so an unknown host is reported like an errno.
+_EAI_NAMES = {getattr(socket, n): n for n in dir(socket) if n.startswith("EAI_")}
+ACK_TIMEOUT = 10.0
+ICMP_BURST = 40  # Linux answers a burst of 50 ICMP errors, then 1000/s (icmp_msgs_*)
+ICMP_GAP = 0.05
+
+
+@dataclass
+class BatchResult:
+    observations: list[Observation]
+    run_id: int
+    interrupted: bool = False
+    drops: dict[str, int] = field(default_factory=dict)  # "agent family/protocol" -> count
+    unaccounted: int = 0  # sent probes with no evidence at all before the deadline
+    seconds: float = 0.0
+
+
+def listen_protocol(family: int, protocol: int) -> int | None:
+    """The protocol a listener needs to see a probe of `protocol` (Linux renumbers > 255)."""
+    if 0 <= protocol <= 255:
+        return protocol
+    if family == 4 and 256 <= protocol <= 511:
+        return protocol & 0xFF
+    return None
+
+
+def resolve(target: str, family: int) -> tuple[str | None, str | None]:
+    """(address, None) or (None, error name) for `target` in `family`."""
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    try:
+        info = socket.getaddrinfo(target, None, af, socket.SOCK_RAW)
+    except socket.gaierror as exc:
+        return None, _EAI_NAMES.get(exc.errno, "EAI_FAIL")
+    except UnicodeError:
+        return None, "EAI_NONAME"
+    return str(info[0][4][0]), None
+
+
+@dataclass
+class _State:
+    case: Case
+    address: str | None = None
+    listener: AgentClient | None = None
+    sent: dict[str, Any] | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    icmp: list[IcmpReport] = field(default_factory=list)
+    listen_errno: str | None = None
+    resolve_errno: str | None = None
+    failure_stage: str | None = None
+    note: str | None = None
+    header_included: bool = False
+
+    @property
+    def resolved(self) -> bool:
+        if self.resolve_errno or self.failure_stage or self.deliveries or self.icmp:
+            return True
+        return self.sent is not None and not self.sent["ok"]
+
+
+class Engine:
+    """Runs batches from one sender agent to targets with (or without) listener agents."""
+
+    def __init__(self, sender: AgentClient,
+                 listeners: Mapping[str, AgentClient | None] | None = None) -> None:
+        self.sender = sender
+        self.listeners = dict(listeners or {})
+        self.events: queue.Queue[Event] = queue.Queue()
+        for agent in {sender, *(a for a in self.listeners.values() if a is not None)}:
+            agent.attach(self.events)
+
+    def run(self, cases: Sequence[Case], *, timeout: float = 1.0, icmp: bool = True,
+            progress: Callable[[int, int], None] | None = None) -> BatchResult:
+        started = time.monotonic()
+        run_id = random.getrandbits(32)
+        states = [_State(case) for case in cases]
+        result = BatchResult([], run_id)
+        try:
+            self._prepare(states, run_id, icmp)
+            self._send_and_collect(states, run_id, timeout, progress, result)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            for state in states:
+                if not state.resolved:
+                    state.note = "interrupted before its deadline"
+        finally:
+            result.drops = self._finish(run_id)
+        result.observations = [_observation(s) for s in states]
+        result.unaccounted = sum(1 for s in states if s.sent and s.sent["ok"] and not s.resolved)
+        result.seconds = time.monotonic() - started
+        return result
+
+    # -- phases ---------------------------------------------------------------------
+
+    def _prepare(self, states: list[_State], run_id: int, icmp: bool) -> None:
+        wanted: dict[tuple[AgentClient, int], set[int]] = defaultdict(set)
+        families: set[int] = set()
+        for state in states:
+            case = state.case
+            state.address, state.resolve_errno = resolve(case.target, case.family)
+            state.listener = self.listeners.get(case.target)
+            families.add(case.family)
+            proto = listen_protocol(case.family, case.protocol)
+            if state.listener is not None and proto is not None:
+                wanted[(state.listener, case.family)].add(proto)
+            state.header_included = state.listener is None and 0 <= case.protocol <= 255
+        acks: dict[int, tuple[AgentClient, int]] = {}
+        for (agent, family), protocols in wanted.items():
+            ident = agent.request("listen", family=family, protocols=sorted(protocols),
+                                  runs=[run_id])
+            acks[ident] = (agent, family)
+        if icmp:
+            for family in sorted(families):
+                acks[self.sender.request("icmp", family=family, runs=[run_id])] = (
+                    self.sender, family)
+        refused: dict[tuple[AgentClient, int], dict[str, str]] = {}
+        for ident, event in self._await_acks(acks, states).items():
+            if event.get("event") == "listening":
+                refused[acks[ident]] = event.get("refused", {})
+        for state in states:
+            proto = listen_protocol(state.case.family, state.case.protocol)
+            if state.listener is not None and proto is not None:
+                errno_name = refused.get((state.listener, state.case.family), {}).get(str(proto))
+                state.listen_errno = errno_name
+
+    def _await_acks(self, acks: Mapping[int, tuple[AgentClient, int]],
+                    states: list[_State]) -> dict[int, dict[str, Any]]:
+        answers: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + ACK_TIMEOUT
+        while len(answers) < len(acks) and time.monotonic() < deadline:
+            try:
+                agent, event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if event.get("id") in acks:
+                answers[event["id"]] = event
+            elif event.get("event") == "exit":
+                self._agent_exited(agent, states)
+                answers.update({i: {"event": "exit"} for i, (a, _) in acks.items() if a is agent})
+        return answers
+
+    def _send_and_collect(self, states: list[_State], run_id: int, timeout: float,
+                          progress: Callable[[int, int], None] | None,
+                          result: BatchResult) -> None:
+        probes = [self._probe(i, s) for i, s in enumerate(states)
+                  if s.resolve_errno is None and s.failure_stage is None]
+        paced = [p for p in probes if p["header_included"]]
+        direct = [p for p in probes if not p["header_included"]]
+        pending_sends = 0
+        if direct:
+            self.sender.request("send", run=run_id, probes=direct)
+            pending_sends += 1
+        # ICMP-only probes go in bursts the target's ICMP rate limit can answer.
+        bursts = [paced[i:i + ICMP_BURST] for i in range(0, len(paced), ICMP_BURST)]
+        next_burst = time.monotonic()
+        deadline = None
+        hard_deadline = time.monotonic() + timeout + ACK_TIMEOUT + 0.01 * len(probes)
+        done = sum(s.resolved for s in states)
+        while True:
+            now = time.monotonic()
+            if bursts and now >= next_burst:
+                self.sender.request("send", run=run_id, probes=bursts.pop(0))
+                pending_sends += 1
+                next_burst = now + ICMP_GAP
+            if all(s.resolved for s in states) and not pending_sends:
+                return
+            limit = min(t for t in (deadline, hard_deadline) if t is not None)
+            if now >= limit:
+                return
+            wait = limit - now
+            if bursts:
+                wait = min(wait, max(0.0, next_burst - now))
+            try:
+                agent, event = self.events.get(timeout=wait)
+            except queue.Empty:
+                continue
+            kind = event.get("event")
+            if kind == "send-done":
+                pending_sends -= 1
+                if pending_sends == 0 and not bursts:
+                    deadline = time.monotonic() + timeout
+            elif kind == "exit":
+                self._agent_exited(agent, states)
+                if agent is self.sender:
+                    pending_sends, bursts = 0, []
+                    deadline = time.monotonic()
+            else:
+                self._record(event, run_id, states, agent)
+            now_done = sum(s.resolved for s in states)
+            if progress is not None and now_done != done:
+                progress(now_done, len(states))
+            done = now_done
+
+    def _probe(self, index: int, state: _State) -> dict[str, Any]:
+        case = state.case
+        return {"case": index, "family": case.family, "protocol": case.protocol,
+                "dst": state.address, "payload": case.payload, "size": case.size,
+                "header_included": state.header_included, "ident": index + 1}
+
+    def _record(self, event: dict[str, Any], run_id: int, states: list[_State],
+                agent: AgentClient) -> None:
+        kind = event.get("event")
+        if kind == "error":
+            for state in states:
+                if state.sent is None and agent is self.sender and not state.failure_stage:
+                    state.note = f"agent error: {event.get('message')}"
+            return
+        index = event.get("case")
+        if kind == "icmp" and event.get("run") is None:
+            index = _match_quote(event, states)
+        elif event.get("run") != run_id:
+            return
+        if not isinstance(index, int) or not 0 <= index < len(states):
+            return
+        state = states[index]
+        if kind == "sent":
+            state.sent = event
+        elif kind == "arrival" and agent is state.listener:
+            state.deliveries.append(_delivery(event, state.sent))
+        elif kind == "icmp":
+            state.icmp.append(IcmpReport(event["family"], event["type"], event["code"],
+                                         event.get("from"), event.get("mtu"),
+                                         event.get("quoted_protocol")))
+
+    def _agent_exited(self, agent: AgentClient, states: list[_State]) -> None:
+        why = f"agent {agent.spec} exited{agent.stderr_note()}"
+        for state in states:
+            if state.resolved:
+                continue
+            if agent is self.sender and state.sent is None:
+                state.failure_stage, state.note = "send", f"never sent: {why}"
+            elif agent is state.listener:
+                state.failure_stage, state.note = "listen", f"listener lost: {why}"
+
+    def _finish(self, run_id: int) -> dict[str, int]:
+        """Close listeners and collect receive-queue drop counts; never raises."""
+        drops: dict[str, int] = {}
+        agents = {a for a in self.listeners.values() if a is not None and a.alive()}
+        if self.sender.alive():
+            agents.add(self.sender)
+        acks = {}
+        for agent in agents:
+            try:
+                acks[agent.request("close")] = agent
+            except Exception:
+                continue
+        deadline = time.monotonic() + 2.0
+        while acks and time.monotonic() < deadline:
+            try:
+                agent, event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except (queue.Empty, KeyboardInterrupt):
+                break
+            if event.get("id") in acks and event.get("event") == "closed":
+                acks.pop(event["id"])
+                for key, count in event.get("drops", {}).items():
+                    drops[f"{agent.spec} {key}"] = count
+        return drops
+
+
+def _match_quote(event: dict[str, Any], states: list[_State]) -> int | None:
+    """The header-included probe an untagged ICMP quote is about (by ident/flow label)."""
+    ident = event.get("quoted_ident") if event.get("family") == 4 else event.get("quoted_flow")
+    if not isinstance(ident, int) or ident <= 0:
+        return None
+    width = 0xFFFF if event.get("family") == 4 else 0xFFFFF
+    for index, state in enumerate(states):
+        if state.header_included and (index + 1) & width == ident \
+                and state.address == event.get("quoted_dst"):
+            return index
+    return None
+
+
+def _delivery(event: dict[str, Any], sent: dict[str, Any] | None) -> Delivery:
+    received_at = event.get("kernel_time_ns")
+    stamp = event.get("hdp_time_ns") or (sent or {}).get("time_ns")
+    latency = (received_at - stamp) / 1000 if received_at and stamp else None
+    offset = event.get("fragment_offset")
+    return Delivery(src=event["src"], dst=event.get("dst"),
+                    wire_protocol=event.get("wire_protocol"),
+                    ttl=event.get("ttl"), dscp=event.get("dscp"), ecn=event.get("ecn"),
+                    length=event["length"], intact=bool(event.get("intact")),
+                    kernel_time_ns=received_at, latency_us=latency,
+                    fragment_offsets=(offset,) if offset else ())
+
+
+def _observation(state: _State) -> Observation:
+    sent = state.sent or {}
+    socket_errno = sent.get("errno") if sent.get("stage") == "socket" else None
+    send_errno = sent.get("errno") if sent.get("stage") == "send" else None
+    note = state.note
+    if state.header_included and state.case.protocol == 255 and _is_local(state.address):
+        note = ("no ICMP possible: on the sending host our own IPPROTO_RAW socket counts "
+                "as a protocol-255 listener")
+    if state.resolve_errno:
+        send_errno = state.resolve_errno
+        note = f"cannot resolve {state.case.target!r} for IPv{state.case.family}"
+    return Observation(
+        case=state.case, socket_errno=socket_errno, send_errno=send_errno,
+        listen_errno=state.listen_errno, sent_bytes=sent.get("bytes"),
+        sent_src=sent.get("src"), deliveries=tuple(state.deliveries), icmp=tuple(state.icmp),
+        listened=state.listener is not None, failure_stage=state.failure_stage, note=note)
+
+
+def _is_local(address: str | None) -> bool:
+    """Whether `address` is this host's loopback, where our own sockets shape the answer."""
+    if address is None:
+        return False
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
