@@ -310,7 +310,8 @@ def _observation(state: _State) -> Observation:
     socket_errno = sent.get("errno") if sent.get("stage") == "socket" else None
     send_errno = sent.get("errno") if sent.get("stage") == "send" else None
     note = state.note
-    if state.header_included and state.case.protocol == 255 and _is_local(state.address):
+    if state.header_included and state.case.protocol == 255 and _is_local(state.address) \
+            and sent.get("ok") and not state.resolved:
         note = ("no ICMP possible: on the sending host our own IPPROTO_RAW socket counts "
                 "as a protocol-255 listener")
     if state.resolve_errno:

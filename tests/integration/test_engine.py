@@ -1,0 +1,194 @@
+"""The engine on loopback, for real: outcomes per case through real agents."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from hdp.agent.launch import AgentClient, AgentError, AgentSpec
+from hdp.case import Case
+from hdp.engine import Engine
+from hdp.verdict import Outcome, judge
+from tests.conftest import LOOPBACK, RAW_FIX, RAW_V4
+
+pytestmark = pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="asserts Linux's raw-socket behaviour")
+
+
+@pytest.fixture
+def agent() -> Iterator[AgentClient]:
+    client = AgentClient.start(AgentSpec("inprocess"))
+    yield client
+    client.close()
+
+
+def _outcomes(result) -> dict[int, tuple]:
+    verdicts = {o.case.protocol: (judge(o), o) for o in result.observations}
+    return verdicts
+
+
+def test_delivered_refused_and_renumbered(agent, family):
+    target = LOOPBACK[family]
+    cases = [Case(target, family, p) for p in (-1, 0, 17, 253, 259)]
+    result = Engine(agent, {target: agent}).run(cases, timeout=1.0)
+    assert [o.case for o in result.observations] == cases  # one Observation per case
+    verdicts = _outcomes(result)
+    delivered, _ = verdicts[253]
+    assert delivered.outcome is Outcome.DELIVERED and delivered.hops == 0
+    assert delivered.latency_us is not None and 0 < delivered.latency_us < 1_000_000
+    assert verdicts[17][0].outcome is Outcome.DELIVERED
+    if sys.platform.startswith("linux"):
+        assert (verdicts[-1][0].outcome, verdicts[-1][0].errno) == (Outcome.SOCKET_ERROR, "EINVAL")
+        assert (verdicts[0][0].outcome, verdicts[0][0].errno) == (
+            Outcome.SOCKET_ERROR, "EPROTONOSUPPORT")
+        renumbered, _ = verdicts[259]
+        if family == 4:  # goes out as 3, and is still recognised as case 259
+            assert renumbered.outcome is Outcome.ALTERED
+            assert renumbered.changes == ("protocol",) and renumbered.wire_protocol == 3
+        else:
+            assert (renumbered.outcome, renumbered.errno) == (Outcome.SEND_ERROR, "EINVAL")
+    assert result.unaccounted == 0 and not result.interrupted
+
+
+@linux_only
+def test_icmp_protocol_unreachable_when_nothing_listens(agent, family):
+    """No listener on the target: the verdict is inferred from ICMP, as nmap -sO does."""
+    target = LOOPBACK[family]
+    cases = [Case(target, family, p) for p in (17, 253, 254)]
+    result = Engine(agent, {target: None}).run(cases, timeout=1.0)
+    verdicts = _outcomes(result)
+    for protocol in (253, 254):
+        verdict, observation = verdicts[protocol]
+        assert verdict.outcome is Outcome.UNREACHABLE, observation
+        assert verdict.inferred and verdict.icmp is not None
+        assert (verdict.icmp.type, verdict.icmp.code) == ((3, 2) if family == 4 else (4, 1))
+        assert verdict.icmp.source == target
+        assert verdict.wire_protocol == protocol
+    # UDP has a kernel handler: it never answers "protocol unreachable".
+    assert verdicts[17][0].outcome is not Outcome.UNREACHABLE
+
+
+def test_child_agent_sweeps_loopback(family):
+    target = LOOPBACK[family]
+    child = AgentClient.start(AgentSpec.parse("child"))
+    try:
+        assert child.process is not None and child.ready["pid"] == child.process.pid
+        result = Engine(child, {target: child}).run(
+            [Case(target, family, p) for p in range(250, 256)], timeout=1.0)
+        assert {judge(o).outcome for o in result.observations} == {Outcome.DELIVERED}
+    finally:
+        child.close()
+    assert child.process.returncode == 0
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace of our own with loopback up; removed however the test ends."""
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's ip command: apt-get install iproute2")
+    name = f"hdp-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace ({made.stderr.strip()}): run as root")
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@linux_only
+def test_agent_in_a_network_namespace(netns, family):
+    agent = AgentClient.start(AgentSpec.parse(f"netns:{netns}"))
+    try:
+        identify = subprocess.run(["ip", "netns", "identify", str(agent.ready["pid"])],
+                                  capture_output=True, text=True, check=True)
+        assert identify.stdout.strip() == netns
+        target = LOOPBACK[family]
+        result = Engine(agent, {target: agent}).run(
+            [Case(target, family, 253), Case(target, family, 0)], timeout=1.0)
+        outcomes = [judge(o).outcome for o in result.observations]
+        assert outcomes == [Outcome.DELIVERED, Outcome.SOCKET_ERROR]
+    finally:
+        agent.close()
+
+
+def test_listener_agent_killed_mid_sweep_still_yields_every_outcome(agent):
+    """The listener dies after the first delivery: every case still gets one outcome."""
+    listener = AgentClient.start(AgentSpec.parse("child"))
+    assert listener.process is not None
+    killed = []
+
+    def kill_on_first_progress(done: int, total: int) -> None:
+        if not killed:
+            os.kill(listener.process.pid, signal.SIGKILL)
+            killed.append(done)
+
+    cases = [Case("127.0.0.1", 4, p) for p in range(1, 256)]
+    try:
+        result = Engine(agent, {"127.0.0.1": listener}).run(
+            cases, timeout=1.0, icmp=False, progress=kill_on_first_progress)
+    finally:
+        listener.close()
+    assert killed, "the sweep never reported progress"
+    assert len(result.observations) == len(cases)
+    outcomes = [judge(o).outcome for o in result.observations]
+    assert Outcome.LISTEN_ERROR in outcomes
+    assert set(outcomes) <= {Outcome.DELIVERED, Outcome.LISTEN_ERROR}
+    lost = [o for o in result.observations if judge(o).outcome is Outcome.LISTEN_ERROR]
+    assert all("listener lost" in (o.note or "") for o in lost)
+
+
+@linux_only
+def test_sender_agent_killed_mid_sweep_still_yields_every_outcome():
+    """ICMP-only probes go out in bursts; killing the sender between them leaves unsent cases."""
+    sender = AgentClient.start(AgentSpec.parse("child"))
+    assert sender.process is not None
+
+    def kill_on_first_progress(done: int, total: int) -> None:
+        if sender.process.poll() is None:
+            os.kill(sender.process.pid, signal.SIGKILL)
+
+    cases = [Case("127.0.0.1", 4, p) for p in range(0, 256)]
+    try:
+        result = Engine(sender, {"127.0.0.1": None}).run(
+            cases, timeout=0.5, progress=kill_on_first_progress)
+    finally:
+        sender.close()
+    assert len(result.observations) == len(cases)
+    verdicts = [judge(o) for o in result.observations]
+    unsent = [o for o, v in zip(result.observations, verdicts, strict=True)
+              if v.outcome is Outcome.SEND_ERROR]
+    assert unsent and all("never sent" in (o.note or "") for o in unsent)
+
+
+def test_unknown_host_is_an_outcome_not_a_crash(agent, monkeypatch):
+    """A name that does not resolve: each of its cases is a send-error naming EAI_*."""
+    import hdp.engine
+
+    monkeypatch.setattr(hdp.engine, "resolve",
+                        lambda target, family: (None, "EAI_NONAME") if target == "nosuch.invalid"
+                        else ("127.0.0.1", None))
+    cases = [Case("nosuch.invalid", 4, 253), Case("127.0.0.1", 4, 253)]
+    result = Engine(agent, {"nosuch.invalid": agent, "127.0.0.1": agent}).run(cases)
+    first, second = (judge(o) for o in result.observations)
+    assert (first.outcome, first.errno) == (Outcome.SEND_ERROR, "EAI_NONAME")
+    assert "cannot resolve" in (result.observations[0].note or "")
+    assert second.outcome is Outcome.DELIVERED
+
+
+def test_agent_that_cannot_start_names_its_stderr():
+    spec = AgentSpec("netns", f"hdp-missing-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(AgentError) as caught:
+        AgentClient.start(spec, timeout=10)
+    message = str(caught.value)
+    assert "exited before it was ready" in message and "stderr" in message
+    assert "\n" not in message
