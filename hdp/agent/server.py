@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import platform
 import selectors
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from hdp import rawsock
 from hdp.agent import protocol
 from hdp.arrival import Arrival, decode_arrival
 from hdp.errors import PrivilegeError
+from hdp.host import platform_info
 from hdp.probe import PayloadKind, Probe, encode_probe
 from hdp.wire import ipv4, ipv6
 from hdp.wire.hdp import ProbeTag
@@ -26,11 +26,6 @@ _FILLER = b"pytest-hdp probe payload; " * 64
 def probe_data(size: int) -> bytes:
     """Deterministic data of `size` bytes, so requests need not carry it."""
     return (_FILLER * (size // len(_FILLER) + 1))[:size]
-
-
-def platform_info() -> dict[str, str]:
-    return {"system": platform.system().lower(), "release": platform.release(),
-            "machine": platform.machine(), "python": platform.python_version()}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,407 @@
+"""Outcomes -> the hdp-report/1 JSON document, its Markdown tables and a folded summary (pure)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hdp.case import Case, Observation
+from hdp.errors import HdpError
+from hdp.host import platform_info
+from hdp.selection import fold_ranges
+from hdp.verdict import Outcome, Verdict
+
+SCHEMA = "hdp-report/1"
+VERDICT_LABELS = ("pass", "fail", "xfail", "xpass")
+
+_FIX = "give a file written by hdp sweep --format json"
+_OUTCOMES = frozenset(outcome.value for outcome in Outcome)
+_ARRIVED = frozenset({Outcome.DELIVERED.value, Outcome.ALTERED.value})
+_LOCAL_REFUSALS = frozenset({Outcome.SOCKET_ERROR.value, Outcome.SEND_ERROR.value})
+_FAMILIES = {4: "IPv4", 6: "IPv6"}
+# A change that has a value in the entry is shown with it: "altered (protocol: 3)".
+_CHANGE_VALUES = {"protocol": "wire_protocol", "src": "source", "length": "bytes_received"}
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case with what was seen, what it means, and (optionally) what a profile expected."""
+
+    case: Case
+    observation: Observation
+    verdict: Verdict
+    expected: str | None = None  # an Outcome value from a profile; None = no profile said
+    verdict_label: str | None = None  # pass | fail | xfail | xpass; None = not judged
+
+    def __post_init__(self) -> None:
+        if self.expected is not None:
+            Outcome(self.expected)  # raises ValueError naming the bad value
+        if self.verdict_label is not None and self.verdict_label not in VERDICT_LABELS:
+            raise ValueError(f"verdict_label {self.verdict_label!r} is not one of "
+                             f"{', '.join(VERDICT_LABELS)}")
+
+
+def case_entry(result: CaseResult) -> dict[str, Any]:
+    """One element of the report's "cases": plain JSON types, nothing time-of-run dependent."""
+    case, observation, verdict = result.case, result.observation, result.verdict
+    first = observation.deliveries[0] if observation.deliveries else None
+    icmp = verdict.icmp
+    return {
+        "target": case.target, "path": case.path, "family": case.family,
+        "protocol": case.protocol, "payload": case.payload, "size": case.size,
+        "outcome": verdict.outcome.value, "errno": verdict.errno,
+        "wire_protocol": verdict.wire_protocol, "changes": list(verdict.changes),
+        "hops": verdict.hops, "latency_us": _rounded(verdict.latency_us),
+        "expected": None if result.expected is None else Outcome(result.expected).value,
+        "verdict": result.verdict_label,
+        "inferred": verdict.inferred,
+        "sent": not (observation.socket_errno or observation.send_errno),
+        "bytes_sent": observation.sent_bytes,
+        "received": first is not None,
+        "source": None if first is None else first.src,
+        "bytes_received": None if first is None else first.length,
+        "deliveries": len(observation.deliveries),
+        "icmp": None if icmp is None else {"type": icmp.type, "code": icmp.code,
+                                           "from": icmp.source, "mtu": icmp.mtu},
+        "note": observation.note,
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    # NaN/inf are not JSON; a latency that is not a number is no latency.
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), 1)
+
+
+def build_report(results: Iterable[CaseResult], *, platform: dict[str, str] | None = None,
+                 meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The hdp-report/1 document; the same results give the same document apart from meta."""
+    cases = sorted((case_entry(result) for result in results), key=_sort_key)
+    report: dict[str, Any] = {"schema": SCHEMA,
+                              "platform": dict(platform_info() if platform is None else platform),
+                              "cases": cases}
+    if meta is not None:
+        report["meta"] = dict(meta)
+    return report
+
+
+def _sort_key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    # DESIGN's order, then everything else, so that the order is total (duplicate cases too).
+    return (entry["target"], entry["family"], entry["protocol"], entry["payload"],
+            entry["size"], entry["path"], json.dumps(entry, sort_keys=True))
+
+
+def dumps(report: dict[str, Any]) -> str:
+    """Deterministic text for a report: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _is_icmp(value: object) -> bool:
+    return (isinstance(value, dict) and _is_int(value.get("type")) and _is_int(value.get("code"))
+            and _optional(_is_str)(value.get("from")) and _optional(_is_int)(value.get("mtu")))
+
+
+_Check = tuple[Callable[[object], bool], str]
+_OUTCOME_CHECK: _Check = (lambda v: isinstance(v, str) and v in _OUTCOMES,
+                          f"one of {', '.join(sorted(_OUTCOMES))}")
+_REQUIRED: dict[str, _Check] = {
+    "target": (_is_str, "a string"),
+    "path": (_is_str, "a string"),
+    "family": (lambda v: _is_int(v) and v in _FAMILIES, "4 or 6"),
+    "protocol": (_is_int, "an integer"),
+    "payload": (_is_str, "a string"),
+    "outcome": _OUTCOME_CHECK,
+}
+_OPTIONAL: dict[str, _Check] = {
+    "size": (_is_int, "an integer"),
+    "errno": (_optional(_is_str), "a string or null"),
+    "wire_protocol": (_optional(_is_int), "an integer or null"),
+    "changes": (lambda v: isinstance(v, list) and all(map(_is_str, v)), "a list of strings"),
+    "hops": (_optional(_is_int), "an integer or null"),
+    "latency_us": (_optional(lambda v: _is_int(v) or isinstance(v, float)), "a number or null"),
+    "expected": (_optional(_OUTCOME_CHECK[0]), f"null or {_OUTCOME_CHECK[1]}"),
+    "verdict": (_optional(lambda v: isinstance(v, str) and v in VERDICT_LABELS),
+                f"null or one of {', '.join(VERDICT_LABELS)}"),
+    "inferred": (lambda v: isinstance(v, bool), "true or false"),
+    "sent": (lambda v: isinstance(v, bool), "true or false"),
+    "received": (lambda v: isinstance(v, bool), "true or false"),
+    "bytes_sent": (_optional(_is_int), "an integer or null"),
+    "bytes_received": (_optional(_is_int), "an integer or null"),
+    "source": (_optional(_is_str), "a string or null"),
+    "deliveries": (_is_int, "an integer"),
+    "icmp": (_optional(_is_icmp), 'null or {"type": int, "code": int, "from", "mtu"}'),
+    "note": (_optional(_is_str), "a string or null"),
+}
+
+
+def loads(text: str, source: str = "<report>") -> dict[str, Any]:
+    """Parse and check an hdp-report/1 document; anything else is one HdpError line."""
+    where = _one_line(source)
+
+    def fail(what: str) -> HdpError:
+        return HdpError(f"{where}: {what}: {_FIX}")
+
+    if not text.strip():
+        raise fail("is empty, not an hdp-report/1 file")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as error:
+        raise fail(f"not JSON ({error.msg} at line {error.lineno} column {error.colno})") \
+            from None
+    except (ValueError, TypeError) as error:
+        raise fail(f"not JSON ({_one_line(str(error))})") from None
+    except RecursionError:
+        raise fail("not JSON that can be read (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise fail(f"not an hdp-report/1 file (the JSON is {_kind(data)}, not an object)")
+    if data.get("schema") != SCHEMA:
+        schema = f"schema is {_show(data['schema'])}" if "schema" in data else "no schema field"
+        raise fail(f"not an hdp-report/1 file ({schema})")
+    if "platform" not in data:
+        raise fail("has no 'platform' object")
+    platform = data["platform"]
+    if not isinstance(platform, dict) or not all(map(_is_str, platform.values())):
+        raise fail(f"'platform' is {_show(platform)}, expected an object of strings")
+    if "meta" in data and not isinstance(data["meta"], dict):
+        raise fail(f"'meta' is {_kind(data['meta'])}, expected an object")
+    if "cases" not in data:
+        raise fail("has no 'cases' list")
+    if not isinstance(data["cases"], list):
+        raise fail(f"'cases' is {_kind(data['cases'])}, expected a list")
+    for index, entry in enumerate(data["cases"]):
+        problem = _case_problem(entry)
+        if problem is not None:
+            raise fail(f"cases[{index}]{_case_name(entry)} {problem}")
+    return data
+
+
+def _case_problem(entry: object) -> str | None:
+    if not isinstance(entry, dict):
+        return f"is {_kind(entry)}, expected an object"
+    for name, (check, expected) in _REQUIRED.items():
+        if name not in entry:
+            return f"has no {name!r} field"
+        if not check(entry[name]):
+            return f"field {name!r} is {_show(entry[name])}, expected {expected}"
+    for name, (check, expected) in _OPTIONAL.items():
+        if name in entry and not check(entry[name]):
+            return f"field {name!r} is {_show(entry[name])}, expected {expected}"
+    return None
+
+
+def _case_name(entry: object) -> str:
+    """` (127.0.0.1 IPv4 protocol 253)` for a case whose identity fields are readable."""
+    if not isinstance(entry, dict):
+        return ""
+    target, family, protocol = entry.get("target"), entry.get("family"), entry.get("protocol")
+    if not (_is_str(target) and _is_int(family) and _is_int(protocol)):
+        return ""
+    return f" ({_one_line(str(target))} {_family(family)} protocol {protocol})"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def _show(value: object, limit: int = 40) -> str:
+    text = json.dumps(value)  # escapes newlines: the message stays one line
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# --- rendering -------------------------------------------------------------------------
+
+_HEADER = ("Protocol Number", "Source IP (Server)", "Byte Sum (Server)", "Received (Server)",
+           "Succeeded (Client)", "Byte sum (Client)", "Failure reason (Client)",
+           "Time difference (μs)", "Outcome")
+_RIGHT = frozenset({"Protocol Number", "Size", "Byte Sum (Server)", "Byte sum (Client)",
+                    "Time difference (μs)"})
+
+
+def summarize(report: dict[str, Any]) -> list[str]:
+    """One line per target x family x payload, protocol numbers folded by outcome (+ details)."""
+    cases: list[dict[str, Any]] = report["cases"]
+    by_size = len({entry.get("size") for entry in cases}) > 1
+    sections: dict[tuple[Any, ...], dict[str, list[int]]] = {}
+    for entry in cases:
+        key: tuple[Any, ...] = (entry["target"], entry["family"], entry["payload"])
+        if by_size:
+            key += (_sortable(entry.get("size")),)
+        groups = sections.setdefault(key, {})
+        groups.setdefault(_group_label(entry), []).append(entry["protocol"])
+    lines = []
+    for key in sorted(sections):
+        target, family, payload = key[:3]
+        name = f"{target} {_family(family)} {payload}"
+        if by_size:
+            name += f" size {_cell(key[3][1])}"
+        groups = sections[key]
+        order = sorted(groups, key=lambda label: (min(groups[label]), label))
+        folded = "; ".join(f"{fold_ranges(groups[label])} {label}" for label in order)
+        lines.append(_one_line(f"{name}: {folded}"))
+    return lines
+
+
+def _group_label(entry: dict[str, Any]) -> str:
+    """The outcome with what makes cases alike: errno, which fields changed, inferred."""
+    details = list(entry.get("changes") or [])
+    if entry.get("errno"):
+        details.insert(0, entry["errno"])
+    if entry.get("inferred"):
+        details.append("inferred")
+    return _with_details(entry["outcome"], details)
+
+
+def outcome_text(entry: dict[str, Any]) -> str:
+    """The Outcome cell: `altered (protocol: 3)`, `unreachable (ICMP 3/2 from ::1, inferred)`."""
+    outcome = entry["outcome"]
+    details: list[str] = []
+    if entry.get("errno"):
+        details.append(entry["errno"])
+    for change in entry.get("changes") or []:
+        value = entry.get(_CHANGE_VALUES.get(change, ""))
+        details.append(change if value is None else f"{change}: {value}")
+    icmp = entry.get("icmp")
+    if isinstance(icmp, dict):
+        if outcome == Outcome.TOO_BIG.value and icmp.get("mtu") is not None:
+            details.append(f"MTU {icmp['mtu']}")
+        else:
+            kind = "ICMPv6" if entry.get("family") == 6 else "ICMP"
+            origin = "" if icmp.get("from") is None else f" from {icmp['from']}"
+            details.append(f"{kind} {icmp.get('type')}/{icmp.get('code')}{origin}")
+    if entry.get("inferred"):
+        details.append("inferred")
+    if entry.get("note"):
+        details.append(entry["note"])
+    return _with_details(outcome, details)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: platform heading, summary, one write-up style table per path."""
+    cases: list[dict[str, Any]] = report["cases"]
+    lines = [f"# HDP report: {_md(_platform_text(report['platform']))}", ""]
+    if not cases:
+        return "\n".join([*lines, "No cases.", ""])
+    lines += [f"{len(cases)} case{'s' if len(cases) != 1 else ''}.", ""]
+    lines += [f"- {_md(line)}" for line in summarize(report)]
+    inferred = sum(1 for entry in cases if entry.get("inferred") is True)
+    if inferred:
+        lines += ["", f"{inferred} of {len(cases)} cases had no listener on the target: their "
+                      "outcome is inferred from ICMP alone, not observed by a listener."]
+    judged = any(entry.get("expected") is not None or entry.get("verdict") is not None
+                 for entry in cases)
+    sized = len({entry.get("size") for entry in cases}) > 1
+    header = list(_HEADER)
+    if sized:
+        header.insert(1, "Size")
+    if judged:
+        header += ["Expected", "Verdict"]
+    sections: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
+    for entry in cases:
+        key = (entry["target"], entry["family"], entry["payload"], entry["path"])
+        sections.setdefault(key, []).append(entry)
+    for (target, family, payload, path) in sorted(sections):
+        lines += ["", f"## {_md(target)} ({_md(path)}), {_family(family)}, payload {_md(payload)}",
+                  "", _row(header), _row("---:" if name in _RIGHT else "---" for name in header)]
+        rows = sorted(sections[(target, family, payload, path)],
+                      key=lambda e: (e["protocol"], _sortable(e.get("size"))))
+        lines += [_row(_cells(entry, sized, judged)) for entry in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _cells(entry: dict[str, Any], sized: bool, judged: bool) -> list[str]:
+    outcome = entry["outcome"]
+    received = entry.get("received", outcome in _ARRIVED)
+    sent = entry.get("sent", outcome not in _LOCAL_REFUSALS)
+    cells = [_cell(entry["protocol"]), _cell(entry.get("source")),
+             _cell(entry.get("bytes_received")), _cell(received is True),
+             _cell(sent is True), _cell(entry.get("bytes_sent")), _cell(entry.get("errno")),
+             _cell(entry.get("latency_us")), outcome_text(entry)]
+    if sized:
+        cells.insert(1, _cell(entry.get("size")))
+    if judged:
+        cells += [_cell(entry.get("expected")), _cell(entry.get("verdict"))]
+    return [_md(cell) for cell in cells]
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _sortable(value: object) -> tuple[int, Any]:
+    # A missing size sorts first instead of failing to compare with an int.
+    return (0, 0) if value is None else (1, value)
+
+
+def _platform_text(platform: dict[str, str]) -> str:
+    words = [platform[key] for key in ("system", "release", "machine") if platform.get(key)]
+    if platform.get("python"):
+        words.append(f"(Python {platform['python']})")
+    return " ".join(words) or "unknown platform"
+
+
+def _family(family: object) -> str:
+    if isinstance(family, int) and family in _FAMILIES:
+        return _FAMILIES[family]
+    return f"family {family}"
+
+
+def _with_details(outcome: str, details: list[str]) -> str:
+    return f"{outcome} ({', '.join(details)})" if details else outcome
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
+
+
+def _md(text: str) -> str:
+    """Text that stays inside one Markdown table cell or heading."""
+    return _one_line(text).replace("|", "\\|")
