@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from hdp.case import Delivery, IcmpReport, Observation
+from hdp.wire.icmp import ICMP6_PROHIBITED_CODES
 
 
 class Outcome(str, enum.Enum):
@@ -37,7 +38,8 @@ class Verdict:
 _ICMP4 = {(3, 2): Outcome.UNREACHABLE, (3, 3): Outcome.UNREACHABLE,
           (3, 4): Outcome.TOO_BIG, (3, 9): Outcome.PROHIBITED, (3, 10): Outcome.PROHIBITED,
           (3, 13): Outcome.PROHIBITED}
-_ICMP6 = {(1, 1): Outcome.PROHIBITED, (4, 1): Outcome.UNREACHABLE}
+_ICMP6 = {(1, code): Outcome.PROHIBITED for code in ICMP6_PROHIBITED_CODES} | {
+    (4, 1): Outcome.UNREACHABLE}
 
 
 def icmp_outcome(report: IcmpReport) -> Outcome | None:

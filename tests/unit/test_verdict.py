@@ -39,6 +39,8 @@ def _observed(case: Case = V4, **fields: object) -> Observation:
     (_observed(icmp=(IcmpReport(4, 3, 4, "10.9.0.1", mtu=1280),)), Outcome.TOO_BIG, None, ()),
     (_observed(V6, icmp=(IcmpReport(6, 4, 1, "::1"),)), Outcome.UNREACHABLE, None, ()),
     (_observed(V6, icmp=(IcmpReport(6, 1, 1, "fd00::1"),)), Outcome.PROHIBITED, None, ()),
+    (_observed(V6, icmp=(IcmpReport(6, 1, 6, "fd00::1"),)), Outcome.PROHIBITED, None, ()),
+    (_observed(V6, icmp=(IcmpReport(6, 1, 4, "fd00::1"),)), Outcome.UNREACHABLE, None, ()),
     (_observed(V6, icmp=(IcmpReport(6, 2, 0, "fd00::1", mtu=1280),)), Outcome.TOO_BIG, None, ()),
     (_observed(icmp=(IcmpReport(4, 11, 0, "10.9.0.1"),)), Outcome.LOST, None, ()),
     (_observed(listen_errno="EPROTONOSUPPORT"), Outcome.LISTEN_ERROR, "EPROTONOSUPPORT", ()),
