@@ -112,7 +112,57 @@ def build_parser() -> argparse.ArgumentParser:
                       help="probes per protocol (default 1)")
     send.add_argument("--plain", action="store_true",
                       help="send the payload exactly as given, without pytest-hdp's probe tag")
+
+    sweep = commands.add_parser(
+        "sweep", help="probe every protocol number to TARGET and report one outcome per case",
+        description="Probe TARGET with every protocol number of SPEC, all in flight together, "
+                    "and report the outcome of each case (Markdown or hdp-report/1 JSON).")
+    sweep.add_argument("targets", nargs="+", metavar="TARGET",
+                       help="host name or IPv4/IPv6 address (loopback needs no remote agent)")
+    sweep.add_argument("--protocols", "-p", type=protocol_numbers, default=list(range(256)),
+                       metavar="SPEC", help="e.g. 0-255 (default), 1,6,17,253-255 or "
+                       "--protocols=-1-300")
+    sweep.add_argument("--family", "-f", type=family_list, default=[4, 6], metavar="4,6",
+                       help="address families (default 4,6)")
+    sweep.add_argument("--payload", choices=("hdp", "udp", "raw"), default="hdp",
+                       help="what follows the IP header (default hdp)")
+    sweep.add_argument("--size", type=size_value, default=64, metavar="BYTES",
+                       help="data bytes a probe carries after its headers (default 64)")
+    sweep.add_argument("--format", choices=("md", "json"),
+                       help="report format (default md, or json for an --out *.json)")
+    sweep.add_argument("--out", "-o", metavar="FILE", help="write the report here, not stdout")
+    sweep.add_argument("--timeout", "-t", type=seconds_value, default=1.0, metavar="SECONDS",
+                       help="wait this long after the last probe for late evidence (default 1)")
+    sweep.add_argument("--agent", default="auto", metavar="AGENT",
+                       help="where the sender runs: auto (this process if it may open raw "
+                       "sockets, else sudo -n), inprocess, child, sudo, netns:NAME, ssh://HOST")
+    sweep.add_argument("--listener", default="auto", metavar="AGENT",
+                       help="who listens on the target: auto (the sender's agent for loopback, "
+                       "none otherwise: verdicts from ICMP), same, none, or an AGENT as above")
+    sweep.add_argument("--no-icmp", action="store_true",
+                       help="do not listen for ICMP errors about the probes")
+
+    report = commands.add_parser(
+        "report", help="render a saved JSON report as Markdown",
+        description="Render an hdp-report/1 JSON file (from hdp sweep --format json).")
+    report.add_argument("files", nargs="+", metavar="FILE.json")
+    report.add_argument("--format", choices=("md", "json"), help="output format (default md)")
+    report.add_argument("--out", "-o", metavar="FILE", help="write here, not stdout")
     return parser
+
+
+def family_list(text: str) -> list[int]:
+    return list(dict.fromkeys(family_value(part) for part in text.split(",") if part.strip()))
+
+
+def size_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: give a number of bytes") from None
+    if not 0 <= value <= 65000:
+        raise argparse.ArgumentTypeError(f"size {value} is out of range: give 0..65000 bytes")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "listen":
             return run_listen(args, sys.stdout)
+        if args.command in ("sweep", "report"):
+            from hdp import sweep
+
+            command = sweep.command_sweep if args.command == "sweep" else sweep.command_report
+            return command(args, sys.stdout)
         return run_send(args, sys.stdin.buffer if sys.stdin is not None else None, sys.stdout)
     except HdpError as exc:
         print(f"hdp {args.command}: error: {exc}", file=sys.stderr)

@@ -1,0 +1,104 @@
+"""`hdp sweep` and `hdp report` as a user runs them, on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli.helpers import run_hdp
+from tests.conftest import RAW_FIX, RAW_V4, RAW_V6
+
+pytestmark = pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+HDP = [sys.executable, "-m", "hdp"]
+
+
+def _one_line_error(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_sweep_json_report(tmp_path):
+    out = tmp_path / "sweep.json"
+    families = "4,6" if RAW_V6 else "4"
+    targets = ["127.0.0.1", "::1"] if RAW_V6 else ["127.0.0.1"]
+    result = run_hdp("sweep", *targets, "--protocols=-1,0,250-253,259",
+                     "--family", families, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr  # no progress bar when not on a terminal
+    report = json.loads(out.read_text())
+    assert report["schema"] == "hdp-report/1"
+    assert report["platform"]["system"] in ("linux", "darwin", "freebsd")
+    cases = report["cases"]
+    assert len(cases) == 7 * len(targets)
+    keys = [(c["target"], c["family"], c["protocol"], c["payload"]) for c in cases]
+    assert keys == sorted(keys)
+    by = {(c["family"], c["protocol"]): c for c in cases}
+    assert all(by[(4, p)]["outcome"] == "delivered" for p in (250, 251, 252, 253))
+    assert by[(4, 253)]["source"] == "127.0.0.1" and by[(4, 253)]["hops"] == 0
+    if sys.platform.startswith("linux"):
+        assert (by[(4, 0)]["outcome"], by[(4, 0)]["errno"]) == ("socket-error",
+                                                                 "EPROTONOSUPPORT")
+        assert by[(4, 259)]["outcome"] == "altered" and by[(4, 259)]["wire_protocol"] == 3
+        if RAW_V6:
+            assert (by[(6, 259)]["outcome"], by[(6, 259)]["errno"]) == ("send-error", "EINVAL")
+
+
+def test_sweep_markdown_and_report_render_the_same_run(tmp_path):
+    out = tmp_path / "sweep.json"
+    assert run_hdp("sweep", "127.0.0.1", "-p", "1-5", "--family", "4",
+                   "--out", str(out)).returncode == 0
+    rendered = run_hdp("report", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    assert "| Protocol Number | Source IP (Server) | Byte Sum (Server) |" in rendered.stdout
+    assert "127.0.0.1 IPv4 hdp: 1-5 delivered" in rendered.stdout
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["sweep", "::1", "--family", "4"], "--family"),
+    (["sweep", "127.0.0.1", "--protocols", "abc"], "protocol"),
+    (["sweep", "127.0.0.1", "--agent", "carrier-pigeon"], "unknown agent"),
+    (["sweep", "127.0.0.1", "--family", "5"], "family"),
+    (["sweep", "127.0.0.1", "--size", "-3"], "size"),
+])
+def test_sweep_bad_input_is_one_line(argv, needle):
+    assert needle in _one_line_error(run_hdp(*argv))
+
+
+def test_report_of_a_bad_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "something-else/2", "cases": []}')
+    line = _one_line_error(run_hdp("report", str(bad)))
+    assert str(bad) in line
+    missing = _one_line_error(run_hdp("report", str(tmp_path / "absent.json")))
+    assert "absent.json" in missing
+
+
+def test_ctrl_c_prints_what_was_learned():
+    """Interrupted while waiting for silent cases: exit 130 and a report of every case."""
+    argv = [*HDP, "sweep", "127.0.0.1", "--family", "4", "--protocols", "17,253",
+            "--listener", "none", "--timeout", "60", "--format", "json"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()  # printed once the agents are up
+        assert line.startswith("hdp sweep: probing 2 cases"), line
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    cases = json.loads(stdout)["cases"]
+    assert [c["protocol"] for c in cases] == [17, 253]
+    assert all(c["outcome"] for c in cases)
+    assert json.loads(stdout)["meta"]["interrupted"] is True
