@@ -285,9 +285,18 @@ def _group_label(entry: dict[str, Any]) -> str:
     details = list(entry.get("changes") or [])
     if entry.get("errno"):
         details.insert(0, entry["errno"])
+    details += _renumbered(entry)
     if entry.get("inferred"):
         details.append("inferred")
     return _with_details(entry["outcome"], details)
+
+
+def _renumbered(entry: dict[str, Any]) -> list[str]:
+    """A protocol the OS put on the wire under another number, outside `altered`."""
+    wire = entry.get("wire_protocol")
+    if entry["outcome"] == Outcome.ALTERED.value or not isinstance(wire, int):
+        return []
+    return [f"on the wire as protocol {wire}"] if wire != entry["protocol"] else []
 
 
 def outcome_text(entry: dict[str, Any]) -> str:
@@ -307,11 +316,29 @@ def outcome_text(entry: dict[str, Any]) -> str:
             kind = "ICMPv6" if entry.get("family") == 6 else "ICMP"
             origin = "" if icmp.get("from") is None else f" from {icmp['from']}"
             details.append(f"{kind} {icmp.get('type')}/{icmp.get('code')}{origin}")
+    details += _renumbered(entry)
     if entry.get("inferred"):
         details.append("inferred")
     if entry.get("note"):
         details.append(entry["note"])
     return _with_details(outcome, details)
+
+
+def _meta_lines(meta: Any) -> list[str]:
+    """What the run itself says about the evidence: interruptions, drops, silence."""
+    if not isinstance(meta, dict):
+        return []
+    lines = []
+    if meta.get("interrupted") is True:
+        lines.append("The run was interrupted: cases it had not settled are marked.")
+    drops = meta.get("kernel_drops")
+    if isinstance(drops, dict) and any(isinstance(v, int) and v for v in drops.values()):
+        listed = ", ".join(f"{k}: {v}" for k, v in sorted(drops.items()) if v)
+        lines.append(f"The kernel dropped packets from full receive queues ({_md(listed)}).")
+    unaccounted = meta.get("unaccounted")
+    if isinstance(unaccounted, int) and unaccounted:
+        lines.append(f"{unaccounted} probes were sent and left no evidence before the deadline.")
+    return ["", *lines] if lines else []
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -326,6 +353,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if inferred:
         lines += ["", f"{inferred} of {len(cases)} cases had no listener on the target: their "
                       "outcome is inferred from ICMP alone, not observed by a listener."]
+    lines += _meta_lines(report.get("meta"))
     judged = any(entry.get("expected") is not None or entry.get("verdict") is not None
                  for entry in cases)
     sized = len({entry.get("size") for entry in cases}) > 1

@@ -406,3 +406,17 @@ def test_any_results_survive_json_and_render(results):
     for line in markdown.splitlines():
         if line.startswith("| "):
             assert len(re.findall(r"(?<!\\)\|", line)) == width
+
+
+def test_renumbered_protocol_is_shown_once_and_meta_facts_are_reported():
+    case = Case("127.0.0.1", 4, 256)
+    observation = Observation(case, sent_bytes=96, sent_src="127.0.0.1",
+                              icmp=(IcmpReport(4, 3, 2, "127.0.0.1", quoted_protocol=0),))
+    report = build_report([CaseResult(case, observation, judge(observation))],
+                          meta={"unaccounted": 2, "kernel_drops": {"inprocess 4/253": 7},
+                                "interrupted": True})
+    text = render_markdown(report)
+    assert text.count("on the wire as protocol 0") == 2  # summary line and table cell
+    assert "unreachable (ICMP 3/2 from 127.0.0.1, on the wire as protocol 0)" in text
+    assert "2 probes were sent and left no evidence" in text
+    assert "inprocess 4/253: 7" in text and "interrupted" in text
