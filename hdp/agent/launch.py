@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -48,7 +49,7 @@ class AgentSpec:
         if text.startswith("ssh://") and len(text) > len("ssh://"):
             return cls("ssh", text[len("ssh://"):])
         raise AgentError(f"unknown agent {text!r}: give inprocess, child, sudo, netns:NAME "
-                         "or ssh://[user@]host")
+                         "or ssh://[user@]host[:port]")
 
     def command(self) -> list[str]:
         """The command line that starts this agent (empty for an in-process one)."""
@@ -61,12 +62,33 @@ class AgentSpec:
         if self.kind == "netns":
             return ["ip", "netns", "exec", str(self.where), *pythonpath, *module]
         if self.kind == "ssh":
-            return ["ssh", "-o", "BatchMode=yes", "-T", str(self.where),
-                    "python3", "-m", "hdp.agent"]
+            return ssh_command(str(self.where))
         return []
 
     def __str__(self) -> str:
         return self.kind if self.where is None else f"{self.kind}:{self.where}"
+
+
+def ssh_command(where: str) -> list[str]:
+    """ssh to `[user@]host[:port]` and start the agent there.
+
+    HDP_SSH_OPTIONS adds ssh options (e.g. "-i key -o StrictHostKeyChecking=accept-new");
+    HDP_REMOTE_PYTHON is the remote command that runs Python with pytest-hdp installed
+    (default "python3").
+    """
+    destination, port = where, None
+    host = where.rpartition("@")[2]
+    head, sep, tail = where.rpartition(":")
+    # host:port or [v6]:port; a bare IPv6 address has more than one colon and no port.
+    if sep and tail.isdigit() and (host.startswith("[") or host.count(":") == 1):
+        destination, port = head, tail
+    destination = destination.replace("[", "").replace("]", "")
+    command = ["ssh", "-o", "BatchMode=yes", "-T"]
+    if port:
+        command += ["-p", port]
+    command += shlex.split(os.environ.get("HDP_SSH_OPTIONS", ""))
+    remote = shlex.split(os.environ.get("HDP_REMOTE_PYTHON", "python3"))
+    return [*command, destination, "--", *remote, "-m", "hdp.agent"]
 
 
 def _pythonpath() -> str:
