@@ -143,9 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not listen for ICMP errors about the probes")
 
     report = commands.add_parser(
-        "report", help="render a saved JSON report as Markdown",
-        description="Render an hdp-report/1 JSON file (from hdp sweep --format json).")
-    report.add_argument("files", nargs="+", metavar="FILE.json")
+        "report", help="render a saved JSON report as Markdown, or merge several into a matrix",
+        description="Render an hdp-report/1 JSON file (from hdp sweep --format json), or "
+                    "'hdp report merge A.json B.json ...' for the cross-OS matrix of differences.")
+    report.add_argument("files", nargs="+", metavar="FILE.json",
+                        help="one report to render, or: merge A.json B.json ...")
     report.add_argument("--format", choices=("md", "json"), help="output format (default md)")
     report.add_argument("--out", "-o", metavar="FILE", help="write here, not stdout")
     return parser
@@ -170,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "listen":
             return run_listen(args, sys.stdout)
+        if args.command == "report" and args.files and args.files[0] == "merge":
+            from hdp import merge
+
+            args.files = args.files[1:]
+            return merge.command_merge(args, sys.stdout)
         if args.command in ("sweep", "report"):
             from hdp import sweep
 

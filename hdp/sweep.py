@@ -175,7 +175,8 @@ def command_sweep(args: Any, stdout: TextIO) -> int:
 
 def command_report(args: Any, stdout: TextIO) -> int:
     if len(args.files) != 1:
-        raise UsageError("give one JSON report to render, e.g. hdp report sweep.json")
+        raise UsageError("give one JSON report to render, e.g. hdp report sweep.json; "
+                         "for several, hdp report merge A.json B.json")
     source = args.files[0]
     try:
         text = Path(source).read_text(encoding="utf-8")

