@@ -75,8 +75,16 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Ar
             hdp_packet = hdp_wire.decode(ip_payload)
             hdp_header, rest = hdp_packet.header, hdp_packet.payload
             tag, data, intact = rest.tag, rest.data, rest.intact
+            if tag is not None:
+                # The tag's CRC covers tag and data; our probes always use the original
+                # ports, so changed ports mean bytes of the HDP header were rewritten.
+                intact = intact and (hdp_header.src_port, hdp_header.dst_port) == (
+                    hdp_wire.ORIGINAL_PORT, hdp_wire.ORIGINAL_PORT)
         elif carrier is Carrier.UDP:
-            lite = received.socket_protocol == udp.PROTO_UDPLITE or wire == udp.PROTO_UDPLITE
+            # Our UDP-carried probes are plain UDP on any protocol number; only untagged
+            # datagrams on 136 are read as UDP-Lite.
+            tagged = hdp_wire.find_tag(ip_payload) is not None
+            lite = not tagged and udp.PROTO_UDPLITE in (received.socket_protocol, wire)
             datagram = (udp.decode_lite if lite else udp.decode)(ip_payload)
             udp_header = datagram.header
             if dst is not None:

@@ -84,9 +84,13 @@ class Engine:
     """Runs batches from one sender agent to targets with (or without) listener agents."""
 
     def __init__(self, sender: AgentClient,
-                 listeners: Mapping[str, AgentClient | None] | None = None) -> None:
+                 listeners: Mapping[str, AgentClient | None] | None = None,
+                 addresses: Mapping[str, Mapping[int, str]] | None = None) -> None:
+        """`addresses` gives a target's address per family where a name lookup cannot
+        (e.g. a namespace's own loopback); other targets resolve through getaddrinfo."""
         self.sender = sender
         self.listeners = dict(listeners or {})
+        self.addresses = {t: dict(a) for t, a in (addresses or {}).items()}
         self.events: queue.Queue[Event] = queue.Queue()
         for agent in {sender, *(a for a in self.listeners.values() if a is not None)}:
             agent.attach(self.events)
@@ -119,7 +123,11 @@ class Engine:
         families: set[int] = set()
         for state in states:
             case = state.case
-            state.address, state.resolve_errno = resolve(case.target, case.family)
+            known = self.addresses.get(case.target, {}).get(case.family)
+            if known is not None:
+                state.address = known
+            else:
+                state.address, state.resolve_errno = resolve(case.target, case.family)
             state.listener = self.listeners.get(case.target)
             families.add(case.family)
             proto = listen_protocol(case.family, case.protocol)

@@ -2,6 +2,7 @@
 
 Launchers: ``inprocess`` (a thread of this process), ``child`` (``python -m hdp.agent``),
 ``sudo`` (the same through ``sudo -n``, so the caller may be unprivileged),
+``userns`` (an unprivileged user + network namespace: loopback only),
 ``netns:NAME`` (through ``ip netns exec NAME``) and ``ssh://[user@]host`` (through ssh,
 which then does the authentication; the remote host needs pytest-hdp installed).
 """
@@ -35,20 +36,20 @@ class AgentError(HdpError):
 
 @dataclass(frozen=True)
 class AgentSpec:
-    kind: str  # inprocess | child | sudo | netns | ssh
+    kind: str  # inprocess | child | sudo | userns | netns | ssh
     where: str | None = None  # namespace name or ssh destination
 
     @classmethod
     def parse(cls, text: str) -> AgentSpec:
         text = text.strip()
-        if text in ("inprocess", "local", "child", "sudo"):
+        if text in ("inprocess", "local", "child", "sudo", "userns"):
             return cls("inprocess" if text == "local" else text)
         for prefix in ("netns:", "netns://"):
             if text.startswith(prefix) and text[len(prefix):]:
                 return cls("netns", text[len(prefix):])
         if text.startswith("ssh://") and len(text) > len("ssh://"):
             return cls("ssh", text[len("ssh://"):])
-        raise AgentError(f"unknown agent {text!r}: give inprocess, child, sudo, netns:NAME "
+        raise AgentError(f"unknown agent {text!r}: give inprocess, child, sudo, userns, netns:NAME "
                          "or ssh://[user@]host[:port]")
 
     def command(self) -> list[str]:
@@ -59,6 +60,12 @@ class AgentSpec:
             return module
         if self.kind == "sudo":
             return ["sudo", "-n", "--", *pythonpath, *module]
+        if self.kind == "userns":
+            # An unprivileged user namespace with a network namespace of its own: root
+            # there may open raw sockets, but it sees only its own loopback.
+            script = 'ip link set lo up || exit 1; exec "$@"'
+            return ["unshare", "--user", "--map-root-user", "--net", "--", "sh", "-c", script,
+                    "sh", *pythonpath, *module]
         if self.kind == "netns":
             return ["ip", "netns", "exec", str(self.where), *pythonpath, *module]
         if self.kind == "ssh":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import selectors
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class ProbeRequest:
     size: int = 64
     header_included: bool = False  # ICMP-only mode: send our own IP header
     ident: int = 0  # IPv4 identification / IPv6 flow label of a header we build
+    tos: int = 0  # DSCP << 2 | ECN, as IPv4 TOS or IPv6 traffic class
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProbeRequest:
@@ -223,7 +225,7 @@ class Agent:
                             src, probe.dst)
         if probe.header_included:
             body = _with_ip_header(probe, src, body)
-        result = sender.send(body, probe.dst)
+        result = _send_with_tos(sender, body, probe)
         event.update(time_ns=result.time_ns, src=src)
         if result.ok:
             event.update(ok=True, bytes=result.sent_bytes)
@@ -265,16 +267,32 @@ class Agent:
         self.senders.clear()
 
 
+def _send_with_tos(sender: rawsock.RawSocket, body: bytes,
+                   probe: ProbeRequest) -> rawsock.SendResult:
+    """Send with the probe's TOS / traffic class, then restore the socket's default."""
+    if not probe.tos or probe.header_included:
+        return sender.send(body, probe.dst)
+    level, name = ((socket.IPPROTO_IP, socket.IP_TOS) if probe.family == 4
+                   else (socket.IPPROTO_IPV6, socket.IPV6_TCLASS))
+    sender.sock.setsockopt(level, name, probe.tos)
+    try:
+        return sender.send(body, probe.dst)
+    finally:
+        sender.sock.setsockopt(level, name, 0)
+
+
 def _with_ip_header(probe: ProbeRequest, src: str, body: bytes) -> bytes:
     """The whole packet for a header-included send; ident marks the case in ICMP quotes."""
     wire = probe.protocol & 0xFF
     if probe.family == 4:
         header = ipv4.IPv4Header(src=IPv4Address(src), dst=IPv4Address(probe.dst),
-                                 protocol=wire, identification=probe.ident & 0xFFFF)
+                                 protocol=wire, identification=probe.ident & 0xFFFF,
+                                 dscp=probe.tos >> 2, ecn=probe.tos & 3)
         return ipv4.encode(header, body)
     header6 = ipv6.IPv6Header(src=IPv6Address(src.split("%")[0]),
                               dst=IPv6Address(probe.dst.split("%")[0]),
-                              next_header=wire, flow_label=probe.ident & 0xFFFFF)
+                              next_header=wire, flow_label=probe.ident & 0xFFFFF,
+                              dscp=probe.tos >> 2, ecn=probe.tos & 3)
     return ipv6.encode(header6, body)
 
 
