@@ -1,0 +1,1 @@
+"""The pytest plugin of pytest-hdp; a thin layer over the `hdp` library."""

@@ -1,0 +1,173 @@
+"""pytest-hdp: `pytest --hdp-target=HOST` turns what networks do to IP packets into tests.
+
+Read top to bottom: options, configure, parametrisation, fixtures, reporting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import pytest
+
+from pytest_hdp import reporting, settings
+from pytest_hdp.probes import AgentProbes
+from pytest_hdp.session import HdpResult, HdpSession, QuirkObserved
+
+SESSION_KEY = pytest.StashKey[HdpSession]()
+RESULT_KEY = pytest.StashKey[HdpResult]()
+
+
+# -- options and configuration ---------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    settings.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "hdp(protocols=SPEC, families=[4, 6], payloads=[...], targets=[...]): "
+        "narrow the hdp cases a test is parametrised with")
+    config.stash[SESSION_KEY] = HdpSession(config, settings.resolve(config))
+    if not hasattr(config, "workerinput"):  # only the controller collects and reports
+        config.pluginmanager.register(Collector(config), "hdp-collector")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(config), "hdp-xdist")
+
+
+def hdp_session_of(config: pytest.Config) -> HdpSession:
+    return config.stash[SESSION_KEY]
+
+
+# -- parametrisation ---------------------------------------------------------------------
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "hdp_case" not in metafunc.fixturenames:
+        return
+    session = hdp_session_of(metafunc.config)
+    cases = session.cases_for(metafunc.definition.get_closest_marker("hdp"))
+    params = []
+    for case in cases:
+        expectation = session.expectation(case)
+        marks = []
+        if expectation.outcome != "delivered":
+            # Only the expected quirk itself (QuirkObserved) counts as xfail: any other
+            # failure fails, and a quirk that is gone XPASSes, which strict turns red.
+            marks.append(pytest.mark.xfail(strict=True, raises=QuirkObserved,
+                                           reason=reporting.xfail_reason(expectation)))
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    metafunc.parametrize("hdp_case", params)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    hdp = hdp_session_of(session.config)
+    hdp.wanted = []
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "hdp_case" in params:
+            hdp.wanted.append(params["hdp_case"])
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def hdp_session(request: pytest.FixtureRequest) -> HdpSession:
+    """The session's probing state: targets, profile, settings."""
+    return hdp_session_of(request.config)
+
+
+@pytest.fixture
+def hdp_result(request: pytest.FixtureRequest, hdp_case: Any) -> HdpResult:
+    """The case's observation, verdict and expectation; `.check()` asserts the expectation."""
+    result = hdp_session_of(request.config).result(hdp_case)
+    request.node.stash[RESULT_KEY] = result
+    return result
+
+
+@pytest.fixture
+def hdp_observation(hdp_result: HdpResult) -> Any:
+    return hdp_result.observation
+
+
+@pytest.fixture
+def hdp_verdict(hdp_result: HdpResult) -> Any:
+    return hdp_result.verdict
+
+
+@pytest.fixture(scope="session")
+def hdp_agent(request: pytest.FixtureRequest) -> Iterator[AgentProbes]:
+    """A privileged agent of this session, for tests that send and listen themselves."""
+    session = hdp_session_of(request.config)
+    probes = AgentProbes.start(session)
+    yield probes
+    probes.close()
+
+
+@pytest.fixture
+def hdp_listener(hdp_agent: AgentProbes) -> Callable[..., Any]:
+    """`hdp_listener(protocols, family=4)` opens listeners; `.wait(case)` gives an arrival."""
+    return hdp_agent.listener
+
+
+@pytest.fixture
+def hdp_sender(hdp_agent: AgentProbes) -> Any:
+    """`hdp_sender.send(dst, protocol, family=4, payload="hdp", case=0)` sends one probe."""
+    return hdp_agent.sender
+
+
+# -- per-test data to the controller, and the reports --------------------------------------
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    result = item.stash.get(RESULT_KEY, None)
+    if result is not None and (report.when == "call" or
+                               (report.when == "setup" and not report.passed)):
+        # Plain JSON types: this rides to the xdist controller on the report itself.
+        report.hdp_case = reporting.entry(result, report)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    hdp = hdp_session_of(session.config)
+    hdp.close()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["hdp"] = {"drops": hdp.drops, "seconds": hdp.seconds}
+        return
+    reporting.write_outputs(hdp, os.environ.get("GITHUB_STEP_SUMMARY"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    reporting.terminal_summary(hdp_session_of(config), terminalreporter)
+
+
+class Collector:
+    """The controller's ear: every test report, from this process or an xdist worker."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = getattr(report, "hdp_case", None)
+        if isinstance(entry, dict):
+            hdp_session_of(self.config).entries.append(entry)
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is loaded."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        data = getattr(node, "workeroutput", {}).get("hdp", {})
+        hdp = hdp_session_of(self.config)
+        for key, count in data.get("drops", {}).items():
+            hdp.drops[f"{node.gateway.id} {key}"] = count
+        hdp.seconds = max(hdp.seconds, data.get("seconds", 0.0))

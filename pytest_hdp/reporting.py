@@ -1,0 +1,132 @@
+"""The controller's outputs: report files, the job summary, the recorded profile, the terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hdp import profile as profiles
+from hdp.case import Case, IcmpReport
+from hdp.host import platform_info
+from hdp.report import SCHEMA, CaseResult, case_entry, dumps, render_markdown, summarize
+from hdp.verdict import Outcome, Verdict
+from pytest_hdp.session import HdpResult, HdpSession
+
+
+def xfail_reason(expectation: profiles.Expectation) -> str:
+    where = f" [{expectation.rule}]" if expectation.rule else ""
+    return f"{expectation.why or 'known quirk'}{where}"
+
+
+def verdict_label(report: pytest.TestReport) -> str:
+    """pass / fail / xfail / xpass, as the test's outcome says."""
+    if report.skipped and hasattr(report, "wasxfail"):
+        return "xfail"
+    if report.passed:
+        return "xpass" if hasattr(report, "wasxfail") else "pass"
+    if str(report.longrepr).startswith("[XPASS(strict)]"):
+        return "xpass"
+    return "fail"
+
+
+def entry(result: HdpResult, report: pytest.TestReport) -> dict[str, Any]:
+    data = case_entry(CaseResult(result.case, result.observation, result.verdict,
+                                 expected=result.expectation.outcome,
+                                 verdict_label=verdict_label(report)))
+    # The quirk report compares platforms, not moments: it leaves out timing, so the same
+    # run gives the same report whether one process or several (xdist) probed it.
+    data["latency_us"] = None
+    return data
+
+
+def build(session: HdpSession) -> dict[str, Any]:
+    def key(e: dict[str, Any]) -> tuple[Any, ...]:
+        return (e["target"], e["family"], e["protocol"], e["payload"], e.get("size") or 0,
+                e["path"], json.dumps(e, sort_keys=True))
+
+    unique = {json.dumps(e, sort_keys=True): e for e in session.entries}
+    return {"schema": SCHEMA, "platform": platform_info(),
+            "cases": sorted(unique.values(), key=key)}
+
+
+def _verdict_of(data: dict[str, Any]) -> Verdict:
+    icmp = data.get("icmp")
+    report = IcmpReport(data["family"], icmp["type"], icmp["code"], icmp.get("from"),
+                        icmp.get("mtu"), data.get("wire_protocol")) if icmp else None
+    return Verdict(Outcome(data["outcome"]), errno=data.get("errno"),
+                   changes=tuple(data.get("changes") or ()),
+                   wire_protocol=data.get("wire_protocol"), hops=data.get("hops"),
+                   icmp=report, inferred=bool(data.get("inferred")))
+
+
+def recorded_profile(session: HdpSession, report: dict[str, Any], path: str) -> str:
+    pairs = [(Case.from_json(e), _verdict_of(e)) for e in report["cases"]]
+    paths = {e["path"] for e in report["cases"]}
+    recorded = profiles.record_profile(
+        pairs, report["platform"], name=Path(path).stem,
+        path=paths.pop() if len(paths) == 1 else None,
+        source="recorded by pytest --hdp-record-profile")
+    return profiles.dump_profile(recorded)
+
+
+def write_outputs(session: HdpSession, step_summary: str | None) -> None:
+    """Everything the controller writes at the end of a run; never raises on a bad path."""
+    if not session.entries:
+        return
+    report = build(session)
+    settings = session.settings
+    if settings.report:
+        text = dumps(report) if settings.report.endswith(".json") else render_markdown(report)
+        _write(session, settings.report, text)
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as summary:
+                summary.write(render_markdown(report) + "\n")
+        except OSError as exc:
+            session.warnings.append(f"cannot append to GITHUB_STEP_SUMMARY ({exc.strerror})")
+    if settings.record_profile:
+        _write(session, settings.record_profile,
+               recorded_profile(session, report, settings.record_profile))
+    mismatched = [e for e in report["cases"] if e.get("verdict") in ("fail", "xpass")]
+    explicit = settings.profile not in ("auto", "none")
+    if explicit and mismatched:
+        obtained = f"{settings.profile}.obtained.yaml"
+        _write(session, obtained, recorded_profile(session, report, settings.profile))
+        session.warnings.append(f"{len(mismatched)} cases differ from {settings.profile}: "
+                                f"diff {settings.profile} {obtained}")
+
+
+def _write(session: HdpSession, path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+        session.written.append(path)
+    except OSError as exc:
+        session.warnings.append(f"cannot write {path} ({exc.strerror}): give a writable path")
+
+
+def terminal_summary(session: HdpSession, terminal: Any) -> None:
+    if not session.entries:
+        return
+    report = build(session)
+    counts: dict[str, int] = {}
+    for case in report["cases"]:
+        counts[case.get("verdict") or "?"] = counts.get(case.get("verdict") or "?", 0) + 1
+    platform = report["platform"]
+    terminal.write_sep("=", "hdp quirk report")
+    terminal.write_line(f"{len(report['cases'])} cases on {platform['system']} "
+                        f"{platform['release']}: " + ", ".join(
+                            f"{n} {label}" for label, n in sorted(counts.items())))
+    in_use = session.profiles_in_use()
+    terminal.write_line("profile: " + (", ".join(p.path for p in in_use) if in_use
+                                       else "none (every case expects delivered)"))
+    for line in summarize(report):
+        terminal.write_line(f"  {line}")
+    if session.drops and any(session.drops.values()):
+        terminal.write_line(f"kernel receive-queue drops: {session.drops}")
+    for path in session.written:
+        terminal.write_line(f"wrote {path}")
+    for warning in session.warnings:
+        terminal.write_line(f"hdp: {warning}", yellow=True)

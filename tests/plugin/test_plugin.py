@@ -1,0 +1,195 @@
+"""The plugin as its users meet it, run with pytester in a subprocess against loopback."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import RAW_FIX, RAW_V4, RAW_V6
+
+pytestmark = pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="asserts what Linux does")
+
+DELIVERY = """
+def test_delivery(hdp_result):
+    hdp_result.check()
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_delivery=DELIVERY)
+    return pytester
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", *args)
+
+
+def test_ids_and_a_delivered_case(suite):
+    result = _run(suite, "--hdp-target", "127.0.0.1", "--hdp-protocols", "252,253",
+                  "--hdp-payload", "hdp", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_delivery[[]127.0.0.1-ipv4-p252[]] PASSED*",
+                                 "*test_delivery[[]127.0.0.1-ipv4-p253[]] PASSED*",
+                                 "*hdp quirk report*", "*127.0.0.1 IPv4 hdp: 252-253 delivered*"])
+
+
+def test_default_targets_are_loopback_of_both_families(suite):
+    result = _run(suite, "--hdp-protocols", "253", "--collect-only", "-q")
+    ids = {"test_delivery.py::test_delivery[127.0.0.1-ipv4-p253]",
+           "test_delivery.py::test_delivery[127.0.0.1-ipv4-p253-udp]",
+           "test_delivery.py::test_delivery[::1-ipv6-p253]",
+           "test_delivery.py::test_delivery[::1-ipv6-p253-udp]"}
+    assert ids <= set(result.stdout.lines)
+
+
+@pytest.mark.parametrize(("args", "env", "ini", "needle"), [
+    (["--hdp-family", "5"], {}, "", "--hdp-family: invalid family '5'"),
+    (["--hdp-protocols", "abc"], {}, "", "--hdp-protocols: invalid protocol selection 'abc'"),
+    ([], {"HDP_PROTOCOLS": "70000"}, "", "HDP_PROTOCOLS: protocol number 70000 is out of range"),
+    ([], {}, "hdp_timeout = soon", "ini hdp_timeout: invalid timeout 'soon'"),
+    (["--hdp-privilege", "magic"], {}, "", "--hdp-privilege: unknown privilege mode 'magic'"),
+    (["--hdp-report", "out.txt"], {}, "", "--hdp-report: 'out.txt' must end in .md or .json"),
+    (["--hdp-target", "ftp://x"], {}, "", "--hdp-target: unknown target scheme"),
+    (["--hdp-payload", "tcp"], {}, "", "--hdp-payload: unknown payload 'tcp'"),
+])
+def test_bad_values_are_usage_errors_naming_the_option(suite, monkeypatch, args, env, ini,
+                                                        needle):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if ini:
+        suite.makeini(f"[pytest]\n{ini}\n")
+    result = _run(suite, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert any(needle in line for line in result.stderr.lines), result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_cli_beats_env_beats_ini(suite, monkeypatch):
+    suite.makeini("[pytest]\nhdp_protocols = 250\n")
+    monkeypatch.setenv("HDP_PROTOCOLS", "251")
+    collected = _run(suite, "--hdp-target", "127.0.0.1", "--collect-only", "-q",
+                     "--hdp-payload", "hdp")
+    assert "test_delivery.py::test_delivery[127.0.0.1-ipv4-p251]" in collected.stdout.lines
+    collected = _run(suite, "--hdp-target", "127.0.0.1", "--hdp-protocols", "252",
+                     "--collect-only", "-q", "--hdp-payload", "hdp")
+    assert "test_delivery.py::test_delivery[127.0.0.1-ipv4-p252]" in collected.stdout.lines
+    monkeypatch.delenv("HDP_PROTOCOLS")
+    collected = _run(suite, "--hdp-target", "127.0.0.1", "--collect-only", "-q",
+                     "--hdp-payload", "hdp")
+    assert "test_delivery.py::test_delivery[127.0.0.1-ipv4-p250]" in collected.stdout.lines
+
+
+def test_marker_narrows_the_cases(pytester):
+    pytester.makepyfile(test_marked="""
+        import pytest
+
+        @pytest.mark.hdp(protocols="17,253", families=[4], payloads=["udp"])
+        def test_marked(hdp_result):
+            hdp_result.check()
+    """)
+    result = _run(pytester, "--collect-only", "-q")
+    cases = [line for line in result.stdout.lines if "::test_marked[" in line]
+    assert cases == ["test_marked.py::test_marked[127.0.0.1-ipv4-p17-udp]",
+                     "test_marked.py::test_marked[127.0.0.1-ipv4-p253-udp]"]
+
+
+PROFILE = """
+profile: test
+applies: {{system: linux}}
+rules:
+  - {{family: 4, protocols: [0], expect: socket-error, errno: {errno}, why: "raw sockets refuse 0"}}
+  - {{family: 4, protocols: [253], expect: {expect253}, why: "pretend 253 is filtered"}}
+"""
+
+
+@linux_only
+@pytest.mark.parametrize(("errno", "expect253", "outcomes", "lines"), [
+    # The expected quirk observed: xfail, with the rule's reason.
+    ("EPROTONOSUPPORT", "delivered", {"xfailed": 1, "passed": 1}, ["*XFAIL*p0*raw sockets*"]),
+    # A different failure than the profile expects: a plain failure naming both.
+    ("EINVAL", "delivered", {"failed": 1, "passed": 1},
+     ["*expected socket-error (EINVAL)*observed socket-error (EPROTONOSUPPORT)*"]),
+    # A quirk that has gone: XPASS(strict), which fails the run.
+    ("EPROTONOSUPPORT", "lost", {"xfailed": 1, "failed": 1}, ["*XPASS(strict)*"]),
+])
+def test_xfail_strictness_in_all_three_directions(suite, errno, expect253, outcomes, lines):
+    suite.path.joinpath("quirks.yaml").write_text(PROFILE.format(errno=errno,
+                                                                 expect253=expect253))
+    result = _run(suite, "--hdp-target", "127.0.0.1", "--hdp-protocols", "0,253",
+                  "--hdp-payload", "hdp", "--hdp-profile", "quirks.yaml", "-rxX", "-v")
+    result.assert_outcomes(**outcomes)
+    result.stdout.fnmatch_lines(lines)
+    assert result.ret == (0 if "failed" not in outcomes else 1)
+
+
+def test_bad_profile_is_one_usage_error_line(suite):
+    suite.path.joinpath("broken.yaml").write_text(
+        "profile: x\napplies: {system: linux}\nrules:\n"
+        "  - {protocols: [50], expect: delivered, errno: EINVAL, why: nonsense}\n")
+    result = _run(suite, "--hdp-profile", "broken.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if "broken.yaml" in line]
+    assert len(errors) == 1 and "rule 1" in errors[0], result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+
+
+@linux_only
+def test_record_then_assert(suite):
+    args = ["--hdp-target", "127.0.0.1", "--hdp-protocols=-1,0,252,253,259",
+            "--hdp-payload", "hdp", "--hdp-profile", "none"]
+    recorded = _run(suite, *args[:-2], "--hdp-profile", "none",
+                    "--hdp-record-profile", "recorded.yaml")
+    assert recorded.ret == 1  # without a profile the quirks fail; the recording is made
+    text = suite.path.joinpath("recorded.yaml").read_text()
+    assert "EPROTONOSUPPORT" in text and "EINVAL" in text and "altered" in text
+    again = _run(suite, *args[:-2], "--hdp-profile", "recorded.yaml")
+    again.assert_outcomes(passed=2, xfailed=3)
+    # Break one rule: the run fails and writes what it obtained beside the profile.
+    suite.path.joinpath("recorded.yaml").write_text(text.replace("EPROTONOSUPPORT", "EACCES"))
+    mismatch = _run(suite, *args[:-2], "--hdp-profile", "recorded.yaml")
+    assert mismatch.ret == 1
+    obtained = suite.path.joinpath("recorded.yaml.obtained.yaml")
+    assert obtained.exists() and "EPROTONOSUPPORT" in obtained.read_text()
+    mismatch.stdout.fnmatch_lines(["*diff recorded.yaml recorded.yaml.obtained.yaml*"])
+
+
+def _report_without_platform_noise(path):
+    return path.read_text()
+
+
+@pytest.mark.skipif(not RAW_V6, reason="IPv6 " + RAW_FIX)
+def test_report_is_identical_with_n0_and_n2(suite):
+    args = ["--hdp-protocols=-1,0,17,250-253,259", "--hdp-profile", "none"]
+    _run(suite, *args, "-n0", "--hdp-report", "n0.json")
+    _run(suite, *args, "-n2", "--hdp-report", "n2.json")
+    _run(suite, *args, "-n0", "--hdp-report", "n0.md")
+    _run(suite, *args, "-n2", "--hdp-report", "n2.md")
+    n0, n2 = (suite.path / "n0.json").read_text(), (suite.path / "n2.json").read_text()
+    assert n0 == n2
+    assert (suite.path / "n0.md").read_text() == (suite.path / "n2.md").read_text()
+    report = json.loads(n0)
+    assert report["schema"] == "hdp-report/1"
+    assert len(report["cases"]) == 8 * 2 * 2  # protocols x (v4, v6) x (hdp, udp)
+    assert {c["verdict"] for c in report["cases"]} <= {"pass", "fail"}
+
+
+def test_runs_without_xdist(suite):
+    result = _run(suite, "-p", "no:xdist", "--hdp-target", "127.0.0.1",
+                  "--hdp-protocols", "253", "--hdp-payload", "hdp", "--hdp-report", "r.json")
+    result.assert_outcomes(passed=1)
+    assert json.loads((suite.path / "r.json").read_text())["cases"][0]["outcome"] == "delivered"
+
+
+def test_github_step_summary_gets_the_markdown(suite, monkeypatch):
+    summary = suite.path / "summary.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    _run(suite, "--hdp-target", "127.0.0.1", "--hdp-protocols", "253", "--hdp-payload", "hdp")
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n")
+    assert "| Protocol Number |" in text and "253" in text
