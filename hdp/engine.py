@@ -96,14 +96,16 @@ class Engine:
             agent.attach(self.events)
 
     def run(self, cases: Sequence[Case], *, timeout: float = 1.0, icmp: bool = True,
-            progress: Callable[[int, int], None] | None = None) -> BatchResult:
-        started = time.monotonic()
+            progress: Callable[[int, int], None] | None = None,
+            started: Callable[[int], None] | None = None) -> BatchResult:
+        """Probe `cases`; `started(n)` is called once the n probes are on their way."""
+        began = time.monotonic()
         run_id = random.getrandbits(32)
         states = [_State(case) for case in cases]
         result = BatchResult([], run_id)
         try:
             self._prepare(states, run_id, icmp)
-            self._send_and_collect(states, run_id, timeout, progress, result)
+            self._send_and_collect(states, run_id, timeout, progress, started)
         except KeyboardInterrupt:
             result.interrupted = True
             for state in states:
@@ -113,7 +115,7 @@ class Engine:
             result.drops = self._finish(run_id)
         result.observations = [_observation(s) for s in states]
         result.unaccounted = sum(1 for s in states if s.sent and s.sent["ok"] and not s.resolved)
-        result.seconds = time.monotonic() - started
+        result.seconds = time.monotonic() - began
         return result
 
     # -- phases ---------------------------------------------------------------------
@@ -171,7 +173,7 @@ class Engine:
 
     def _send_and_collect(self, states: list[_State], run_id: int, timeout: float,
                           progress: Callable[[int, int], None] | None,
-                          result: BatchResult) -> None:
+                          started: Callable[[int], None] | None) -> None:
         probes = [self._probe(i, s) for i, s in enumerate(states)
                   if s.resolve_errno is None and s.failure_stage is None]
         paced = [p for p in probes if p["header_included"]]
@@ -182,6 +184,8 @@ class Engine:
             pending_sends += 1
         # ICMP-only probes go in bursts the target's ICMP rate limit can answer.
         bursts = [paced[i:i + ICMP_BURST] for i in range(0, len(paced), ICMP_BURST)]
+        if started is not None:
+            started(len(probes))
         next_burst = time.monotonic()
         deadline = None
         hard_deadline = time.monotonic() + timeout + ACK_TIMEOUT + 0.01 * len(probes)

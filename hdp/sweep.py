@@ -124,11 +124,14 @@ def run_sweep(plan: SweepPlan, progress: ProgressBar | None = None
                 agents.append(listener)
                 listeners[target] = listener
         engine = Engine(sender, listeners)
-        sys.stderr.write(f"hdp sweep: probing {len(cases)} cases (agent {sender.spec}); "
-                         "Ctrl-C reports what was learned so far\n")
-        sys.stderr.flush()
+
+        def announce(count: int) -> None:
+            sys.stderr.write(f"hdp sweep: probing {len(cases)} cases (agent {sender.spec}); "
+                             "Ctrl-C reports what was learned so far\n")
+            sys.stderr.flush()
+
         result = engine.run(cases, timeout=plan.timeout, icmp=plan.icmp,
-                            progress=progress.update if progress else None)
+                            progress=progress.update if progress else None, started=announce)
     finally:
         if progress is not None:
             progress.finish()

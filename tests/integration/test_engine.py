@@ -59,11 +59,19 @@ def test_delivered_refused_and_renumbered(agent, family):
 
 
 @linux_only
-def test_icmp_protocol_unreachable_when_nothing_listens(agent, family):
-    """No listener on the target: the verdict is inferred from ICMP, as nmap -sO does."""
+def test_icmp_protocol_unreachable_when_nothing_listens(netns, family):
+    """No listener on the target: the verdict is inferred from ICMP, as nmap -sO does.
+
+    Runs in a namespace of its own: any raw socket of the protocol elsewhere on the host
+    (another test, another tool) would stop the kernel from answering.
+    """
     target = LOOPBACK[family]
     cases = [Case(target, family, p) for p in (17, 253, 254)]
-    result = Engine(agent, {target: None}).run(cases, timeout=1.0)
+    agent = AgentClient.start(AgentSpec.parse(f"netns:{netns}"))
+    try:
+        result = Engine(agent, {target: None}).run(cases, timeout=1.0)
+    finally:
+        agent.close()
     verdicts = _outcomes(result)
     for protocol in (253, 254):
         verdict, observation = verdicts[protocol]
