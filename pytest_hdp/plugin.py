@@ -135,7 +135,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     hdp.close()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
-        workeroutput["hdp"] = {"drops": hdp.drops, "seconds": hdp.seconds}
+        workeroutput["hdp"] = {"drops": hdp.drops, "seconds": hdp.seconds,
+                               "agents": hdp.agent_specs}
         return
     reporting.write_outputs(hdp, os.environ.get("GITHUB_STEP_SUMMARY"))
 
@@ -171,3 +172,4 @@ class XdistHooks:
         for key, count in data.get("drops", {}).items():
             hdp.drops[f"{node.gateway.id} {key}"] = count
         hdp.seconds = max(hdp.seconds, data.get("seconds", 0.0))
+        hdp.agent_specs += [a for a in data.get("agents", []) if a not in hdp.agent_specs]

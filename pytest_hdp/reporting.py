@@ -122,6 +122,8 @@ def terminal_summary(session: HdpSession, terminal: Any) -> None:
     in_use = session.profiles_in_use()
     terminal.write_line("profile: " + (", ".join(p.path for p in in_use) if in_use
                                        else "none (every case expects delivered)"))
+    if session.agent_specs:
+        terminal.write_line("agents: " + ", ".join(dict.fromkeys(session.agent_specs)))
     for line in summarize(report):
         terminal.write_line(f"  {line}")
     if session.drops and any(session.drops.values()):

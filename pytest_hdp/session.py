@@ -120,6 +120,7 @@ class HdpSession:
         self.seconds = 0.0
         self.entries: list[dict[str, Any]] = []  # the controller's collected report cases
         self.written: list[str] = []
+        self.agent_specs: list[str] = []  # how this process got its raw sockets
         self.warnings: list[str] = []
 
     # -- planning -------------------------------------------------------------------
@@ -241,6 +242,7 @@ class HdpSession:
     def _start(self, spec: AgentSpec) -> AgentClient:
         agent = AgentClient.start(spec)
         self.agents.append(agent)
+        self.agent_specs.append(str(spec))
         return agent
 
     def local_sender_spec(self, paths: Iterable[str]) -> AgentSpec:

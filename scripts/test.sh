@@ -5,6 +5,9 @@ set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 HDP_EXTRAS=test hdp_setup
 cd "$HDP_ROOT"
+# Without arguments: the project's own tests, then the conformance suite against its
+# default target (loopback), as a user runs it.
+[ "$#" -gt 0 ] || set -- tests conformance
 status=0
 "$HDP_VENV/bin/python" -m pytest "$@" || status=$?
 if [ "$status" -eq 5 ]; then
