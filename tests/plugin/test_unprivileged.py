@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -45,11 +46,19 @@ def nobody_may_sudo():
         drop_in.unlink(missing_ok=True)
 
 
-def test_unprivileged_pytest_probes_through_sudo(nobody_may_sudo, tmp_path):
-    work = tmp_path / "suite"
-    work.mkdir()
-    work.chmod(0o777)
-    tmp_path.chmod(0o755)
+@pytest.fixture
+def shared_dir():
+    """A directory nobody can use (pytest's own temp root is private to root)."""
+    work = Path(tempfile.mkdtemp(prefix="hdp-nobody-"))
+    try:
+        work.chmod(0o777)
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_unprivileged_pytest_probes_through_sudo(nobody_may_sudo, shared_dir):
+    work = shared_dir
     (work / "test_delivery.py").write_text(DELIVERY)
     # The unprivileged process itself may not open a raw socket...
     denied = _as_nobody(sys.executable, "-c",
