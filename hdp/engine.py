@@ -196,7 +196,7 @@ class Engine:
                 self.sender.request("send", run=run_id, probes=bursts.pop(0))
                 pending_sends += 1
                 next_burst = now + ICMP_GAP
-            if all(s.resolved for s in states) and not pending_sends:
+            if done == len(states) and not pending_sends:
                 return
             limit = min(t for t in (deadline, hard_deadline) if t is not None)
             if now >= limit:
@@ -218,12 +218,21 @@ class Engine:
                 if agent is self.sender:
                     pending_sends, bursts = 0, []
                     deadline = time.monotonic()
+                done = sum(s.resolved for s in states)  # rare: recount once
+                if progress is not None:
+                    progress(done, len(states))
             else:
-                self._record(event, run_id, states, agent)
-            now_done = sum(s.resolved for s in states)
-            if progress is not None and now_done != done:
-                progress(now_done, len(states))
-            done = now_done
+                # Counted per event, not recounted: a batch has thousands of each.
+                state = self._state_of(event, run_id, states)
+                if state is not None:
+                    was_resolved = state.resolved
+                    self._record(event, state, agent)
+                    if state.resolved and not was_resolved:
+                        done += 1
+                        if progress is not None:
+                            progress(done, len(states))
+                elif kind == "error" and agent is self.sender:
+                    self._sender_error(event, states)
 
     def _probe(self, index: int, state: _State) -> dict[str, Any]:
         case = state.case
@@ -231,22 +240,28 @@ class Engine:
                 "dst": state.address, "payload": case.payload, "size": case.size,
                 "header_included": state.header_included, "ident": index + 1}
 
-    def _record(self, event: dict[str, Any], run_id: int, states: list[_State],
-                agent: AgentClient) -> None:
+    def _state_of(self, event: dict[str, Any], run_id: int,
+                  states: list[_State]) -> _State | None:
+        """The case an event is about, by its tag (or, for bare ICMP quotes, its ident)."""
         kind = event.get("event")
-        if kind == "error":
-            for state in states:
-                if state.sent is None and agent is self.sender and not state.failure_stage:
-                    state.note = f"agent error: {event.get('message')}"
-            return
+        if kind not in ("sent", "arrival", "icmp"):
+            return None
         index = event.get("case")
         if kind == "icmp" and event.get("run") is None:
             index = _match_quote(event, states)
         elif event.get("run") != run_id:
-            return
+            return None
         if not isinstance(index, int) or not 0 <= index < len(states):
-            return
-        state = states[index]
+            return None
+        return states[index]
+
+    def _sender_error(self, event: dict[str, Any], states: list[_State]) -> None:
+        for state in states:
+            if state.sent is None and not state.failure_stage:
+                state.note = f"agent error: {event.get('message')}"
+
+    def _record(self, event: dict[str, Any], state: _State, agent: AgentClient) -> None:
+        kind = event.get("event")
         if kind == "sent":
             state.sent = event
         elif kind == "arrival" and agent is state.listener:

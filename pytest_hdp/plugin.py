@@ -1,22 +1,27 @@
 """pytest-hdp: `pytest --hdp-target=HOST` turns what networks do to IP packets into tests.
 
-Read top to bottom: options, configure, parametrisation, fixtures, reporting.
+Read top to bottom: options, configure, parametrisation, fixtures, reporting. Loading the
+plugin imports only its settings: the probing machinery loads when a test asks for it,
+so pytest runs that use no hdp fixture pay nothing for it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hdp import reporting, settings
-from pytest_hdp.probes import AgentProbes
-from pytest_hdp.session import HdpResult, HdpSession, QuirkObserved
+from pytest_hdp import settings
 
-SESSION_KEY = pytest.StashKey[HdpSession]()
-RESULT_KEY = pytest.StashKey[HdpResult]()
+if TYPE_CHECKING:
+    from pytest_hdp.probes import AgentProbes
+    from pytest_hdp.session import HdpResult, HdpSession
+
+SETTINGS_KEY = pytest.StashKey[settings.Settings]()
+SESSION_KEY = pytest.StashKey["HdpSession"]()
+RESULT_KEY = pytest.StashKey["HdpResult"]()
 
 
 # -- options and configuration ---------------------------------------------------------
@@ -29,7 +34,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "hdp(protocols=SPEC, families=[4, 6], payloads=[...], targets=[...]): "
         "narrow the hdp cases a test is parametrised with")
-    config.stash[SESSION_KEY] = HdpSession(config, settings.resolve(config))
+    resolved = settings.resolve(config)
+    config.stash[SETTINGS_KEY] = resolved
+    if resolved.profile not in ("auto", "none"):
+        settings.check_profile(resolved.profile)  # a bad file is a usage error, up front
     if not hasattr(config, "workerinput"):  # only the controller collects and reports
         config.pluginmanager.register(Collector(config), "hdp-collector")
     if config.pluginmanager.hasplugin("xdist"):
@@ -37,7 +45,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def hdp_session_of(config: pytest.Config) -> HdpSession:
-    return config.stash[SESSION_KEY]
+    """The session's probing state, created the first time a test needs it."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        from pytest_hdp.session import HdpSession
+
+        session = HdpSession(config, config.stash[SETTINGS_KEY])
+        config.stash[SESSION_KEY] = session
+    return session
+
+
+def _existing_session(config: pytest.Config) -> HdpSession | None:
+    return config.stash.get(SESSION_KEY, None)
 
 
 # -- parametrisation ---------------------------------------------------------------------
@@ -45,6 +64,9 @@ def hdp_session_of(config: pytest.Config) -> HdpSession:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "hdp_case" not in metafunc.fixturenames:
         return
+    from pytest_hdp import reporting
+    from pytest_hdp.session import QuirkObserved
+
     session = hdp_session_of(metafunc.config)
     cases = session.cases_for(metafunc.definition.get_closest_marker("hdp"))
     params = []
@@ -61,7 +83,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    hdp = hdp_session_of(session.config)
+    hdp = _existing_session(session.config)
+    if hdp is None:
+        return
     hdp.wanted = []
     for item in session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -98,6 +122,8 @@ def hdp_verdict(hdp_result: HdpResult) -> Any:
 @pytest.fixture(scope="session")
 def hdp_agent(request: pytest.FixtureRequest) -> Iterator[AgentProbes]:
     """A privileged agent of this session, for tests that send and listen themselves."""
+    from pytest_hdp.probes import AgentProbes
+
     session = hdp_session_of(request.config)
     probes = AgentProbes.start(session)
     yield probes
@@ -125,13 +151,19 @@ def pytest_runtest_makereport(item: pytest.Item,
     result = item.stash.get(RESULT_KEY, None)
     if result is not None and (report.when == "call" or
                                (report.when == "setup" and not report.passed)):
+        from pytest_hdp import reporting
+
         # Plain JSON types: this rides to the xdist controller on the report itself.
         report.hdp_case = reporting.entry(result, report)
     return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    hdp = hdp_session_of(session.config)
+    hdp = _existing_session(session.config)
+    if hdp is None:
+        return
+    from pytest_hdp import reporting
+
     hdp.close()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
@@ -143,9 +175,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):
+    hdp = _existing_session(config)
+    if hasattr(config, "workerinput") or hdp is None:
         return
-    reporting.terminal_summary(hdp_session_of(config), terminalreporter)
+    from pytest_hdp import reporting
+
+    reporting.terminal_summary(hdp, terminalreporter)
 
 
 class Collector:
@@ -168,6 +203,8 @@ class XdistHooks:
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         data = getattr(node, "workeroutput", {}).get("hdp", {})
+        if not data:
+            return
         hdp = hdp_session_of(self.config)
         for key, count in data.get("drops", {}).items():
             hdp.drops[f"{node.gateway.id} {key}"] = count

@@ -172,3 +172,14 @@ def check_target(target: str, origin: str) -> None:
     if not target or any(c.isspace() for c in target) or len(target) > 253:
         raise pytest.UsageError(f"{origin}: invalid target {target!r}: give a host name or an "
                                 "IPv4/IPv6 address")
+
+
+def check_profile(path: str) -> None:
+    """Load an explicit --hdp-profile now, so a bad file is a usage error before collection."""
+    from hdp.errors import HdpError
+    from hdp.profile import load_profile
+
+    try:
+        load_profile(path)
+    except HdpError as exc:
+        raise pytest.UsageError(f"--hdp-profile: {exc}") from None
