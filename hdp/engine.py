@@ -229,6 +229,11 @@ class Engine:
                     self._record(event, state, agent)
                     if state.resolved and not was_resolved:
                         done += 1
+                        if deadline is not None:
+                            # The agent reads a batch's arrivals only after it has sent
+                            # the whole batch: wait `timeout` after the latest evidence,
+                            # not after send-done, while evidence is still coming in.
+                            deadline = max(deadline, time.monotonic() + timeout)
                         if progress is not None:
                             progress(done, len(states))
                 elif kind == "error" and agent is self.sender:

@@ -200,3 +200,13 @@ def test_agent_that_cannot_start_names_its_stderr():
     message = str(caught.value)
     assert "exited before it was ready" in message and "stderr" in message
     assert "\n" not in message
+
+
+def test_large_batch_leaves_nothing_unaccounted(agent):
+    """15,300 probes in one batch: the agent drains arrivals after the last send, so the
+    deadline must count from the latest evidence, not from the end of sending."""
+    cases = [Case("127.0.0.1", 4, p, size=64 + s) for s in range(60) for p in range(1, 256)]
+    result = Engine(agent, {"127.0.0.1": agent}).run(cases, timeout=1.0, icmp=False)
+    outcomes = [judge(o).outcome for o in result.observations]
+    assert result.unaccounted == 0 and outcomes.count(Outcome.LOST) == 0
+    assert not any(result.drops.values()), result.drops

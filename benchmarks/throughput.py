@@ -1,0 +1,310 @@
+"""Engine throughput on loopback, beside hping3 as a packet-rate yardstick.
+
+- hdp: one agent (in-process by default), listener-confirmed, one batch of unique cases,
+  protocols 1-255 x sizes 64..64+K-1 (10,200 probes by default) to 127.0.0.1. Reports
+  probes/s = cases / BatchResult.seconds (everything: listeners opened, probes built and
+  sent, arrivals matched by tag, verdicts ready), probes with no evidence
+  (BatchResult.unaccounted, and cases judged `lost`) and kernel receive-queue drops
+  (BatchResult.drops). A one-run scaling table shows how the rate depends on batch size.
+- hping3: `hping3 --rawip -H 253 -d 96 -c N -i u1 127.0.0.1` (count-bounded, and under
+  `timeout`) while a raw listener opened with hdp.rawsock.open_listener(4, 253) counts what
+  arrives; reports packets/s as received by that listener, and hping3's own "N packets
+  transmitted". hping3 --flood ignores -c, so it is only run on request, --flood SECONDS
+  (<= 3, bounded by time alone).
+
+Repetitions are interleaved (hdp, hping3, hdp, ...); figures are median and min, and the
+ratio of medians. Sends to 127.0.0.1 only.
+
+    sudo python benchmarks/throughput.py [--repeat 5] [--sizes 40] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import _bench
+
+from hdp import rawsock
+from hdp.agent.launch import AgentClient, AgentSpec
+from hdp.case import Case
+from hdp.engine import Engine
+from hdp.verdict import judge
+
+TARGET = {4: "127.0.0.1", 6: "::1"}
+HPING_PROTOCOL = 253
+HPING_DATA = b"X" * 8  # hping3 --rawip fills its data with X
+HPING_TIME_LIMIT = 20.0  # seconds: hping3 is interrupted after this whatever its count
+FLOOD_MAX = 3.0
+QUIET = 0.3  # seconds without a packet after hping3 exits: the listener is drained
+
+
+def engine_batch(engine: Engine, family: int, sizes: int, timeout: float) -> dict[str, Any]:
+    target = TARGET[family]
+    cases = [Case(target, family, protocol, "hdp", 64 + k, "loopback")
+             for k in range(sizes) for protocol in range(1, 256)]
+    result = engine.run(cases, timeout=timeout)
+    outcomes = Counter(judge(o).outcome.value for o in result.observations)
+    return {"probes": len(cases), "seconds": result.seconds,
+            "probes_per_s": len(cases) / result.seconds,
+            "delivered_per_s": outcomes.get("delivered", 0) / result.seconds,
+            "unaccounted": result.unaccounted, "lost": outcomes.get("lost", 0),
+            "kernel_drops": sum(result.drops.values()), "drops_by_socket": result.drops,
+            "outcomes": dict(outcomes), "interrupted": result.interrupted}
+
+
+def hping_run(command: list[str], size: int, watch: _bench.RawWatch) -> dict[str, Any]:
+    """Run hping3 (bounded by `timeout`) while our raw listener counts its packets."""
+    listener = rawsock.open_listener(4, HPING_PROTOCOL)
+    if isinstance(listener, rawsock.OsRefusal):
+        sys.exit(f"cannot open a raw listener for protocol {HPING_PROTOCOL}: {listener}")
+    expected_length = 20 + size
+    received = drops = 0
+    first = last = None
+    with listener, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        # A session of its own, so hping3 (a child of `timeout`) can be ended with it.
+        process = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True)
+        watch.child = process.pid
+        ended: list[float] = []
+
+        def wait() -> None:
+            process.wait()
+            ended.append(time.perf_counter())
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        hard = time.monotonic() + HPING_TIME_LIMIT + 5
+        quiet_since = None
+        try:
+            while time.monotonic() < hard:
+                got = 0
+                for packet in rawsock.receive_until([listener], time.monotonic() + 0.1):
+                    if packet.drops is not None:
+                        drops = max(drops, packet.drops)
+                    data = packet.data
+                    if len(data) != expected_length or data[20:28] != HPING_DATA[:8]:
+                        continue  # not hping3's: a 20-byte header and "XXX..." as data
+                    received += 1
+                    got += 1
+                    first = first or packet.kernel_time_ns
+                    last = packet.kernel_time_ns
+                if ended:
+                    if got:
+                        quiet_since = None
+                    elif quiet_since is None:
+                        quiet_since = time.monotonic()
+                    elif time.monotonic() - quiet_since >= QUIET:
+                        break
+            waiter.join(timeout=HPING_TIME_LIMIT + 5)
+        finally:
+            watch.child = None
+            if process.poll() is None:  # only if interrupted: end timeout and hping3 both
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        out.seek(0)
+        err.seek(0)
+        text = out.read().decode(errors="replace") + err.read().decode(errors="replace")
+    wall = (ended[0] if ended else time.perf_counter()) - started
+    stats = re.search(r"(\d+) packets transmitted, (\d+) packets received", text)
+    transmitted = int(stats.group(1)) if stats else None
+    span = (last - first) / 1e9 if first and last and last > first else None
+    return {"command": " ".join(command), "returncode": process.returncode,
+            "wall_seconds": wall, "transmitted": transmitted,
+            "hping_received_replies": int(stats.group(2)) if stats else None,
+            "listener_received": received, "listener_drops": drops,
+            "received_per_s": received / wall if wall > 0 else None,
+            "received_per_s_arrival_span": received / span if span else None,
+            "sent_per_s": transmitted / wall if transmitted and wall > 0 else None}
+
+
+def _hping_command(args: argparse.Namespace, flood: float | None = None) -> list[str]:
+    base = ["hping3", "--rawip", "-H", str(HPING_PROTOCOL), "-d", str(args.hping_size)]
+    if flood:
+        return ["timeout", "-s", "INT", f"{min(flood, FLOOD_MAX):g}", *base, "--flood",
+                "127.0.0.1"]
+    return ["timeout", "-s", "INT", f"{HPING_TIME_LIMIT:g}", *base, "-c",
+            str(args.hping_count), "-i", "u1", "127.0.0.1"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", "-n", type=int, default=5, help="runs of each (default 5)")
+    parser.add_argument("--sizes", "-k", type=int, default=40,
+                        help="sizes per protocol: 255*K probes a batch (default 40 -> 10200)")
+    parser.add_argument("--timeout", type=float, default=1.0,
+                        help="the engine's deadline after sending (default 1.0, as hdp sweep)")
+    parser.add_argument("--family", type=int, choices=(4, 6), default=4)
+    parser.add_argument("--agent", default="inprocess",
+                        help="the agent for hdp: inprocess (default) or child")
+    parser.add_argument("--scaling", default="5,10,20,60,80",
+                        help="K values for a one-run scaling table ('' for none)")
+    parser.add_argument("--hping-count", type=int, default=20000, metavar="N")
+    parser.add_argument("--hping-size", type=int, default=96, metavar="BYTES",
+                        help="hping3 data bytes (default 96: an hdp probe of size 64)")
+    parser.add_argument("--flood", type=float, default=0.0, metavar="SECONDS",
+                        help=f"also run hping3 --flood for this long (<= {FLOOD_MAX:g} s; "
+                             "bounded in time only, as --flood ignores -c)")
+    parser.add_argument("--json", metavar="FILE", help="write the figures here")
+    args = parser.parse_args(argv)
+    _bench.require_raw()
+    have_hping = shutil.which("hping3") is not None and shutil.which("timeout") is not None
+    if not have_hping:
+        print("hping3 not found: `apt-get install -y hping3`; timing hdp alone", file=sys.stderr)
+    tools = {"hping3": _bench.tool_version(["hping3", "--version"])}
+    probes = 255 * args.sizes
+    print(f"throughput: hdp {probes} probes a batch (IPv{args.family}, protocols 1-255 x "
+          f"{args.sizes} sizes, agent {args.agent}, timeout {args.timeout:g} s); hping3 "
+          f"{args.hping_count} packets; {args.repeat} runs each, interleaved; "
+          f"{_bench.machine()['cpus']} CPUs; {_bench.revision_text()}", flush=True)
+
+    load_before = _bench.load_average()
+    agent = AgentClient.start(AgentSpec.parse(args.agent))
+    watch = _bench.RawWatch()
+    hdp_runs: list[dict[str, Any]] = []
+    hping_runs: list[dict[str, Any]] = []
+    flood_run = None
+    scaling: list[dict[str, Any]] = []
+
+    def watched(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        began = time.monotonic()
+        found = run()
+        found["disturbed"] = watch.disturbed(began, time.monotonic())
+        return found
+
+    try:
+        with watch:
+            engine = Engine(agent, {TARGET[args.family]: agent})
+            for rep in range(args.repeat):
+                hdp_runs.append(watched(lambda k=args.sizes: engine_batch(
+                    engine, args.family, k, args.timeout)))
+                if have_hping:
+                    hping_runs.append(watched(lambda: hping_run(
+                        _hping_command(args), args.hping_size, watch)))
+                h = hdp_runs[-1]
+                print(f"  run {rep + 1}/{args.repeat}: hdp {h['probes_per_s']:.0f} probes/s, "
+                      f"{h['lost']} lost"
+                      + (f"; hping3 {hping_runs[-1]['received_per_s']:.0f} received/s"
+                         if hping_runs else ""), flush=True)
+            for k in [int(x) for x in args.scaling.split(",") if x.strip()]:
+                scaling.append({"sizes": k, **watched(lambda k=k: engine_batch(
+                    engine, args.family, k, args.timeout))})
+            if have_hping and args.flood > 0:
+                flood_run = watched(lambda: hping_run(
+                    _hping_command(args, args.flood), args.hping_size, watch))
+    finally:
+        agent.close()
+    load_after = _bench.load_average()
+    foreign = watch.describe()
+
+    rate = _bench.summary([r["probes_per_s"] for r in hdp_runs])
+    matched = _bench.summary([r["delivered_per_s"] for r in hdp_runs])
+    figures: dict[str, Any] = {
+        "benchmark": "throughput", "machine": _bench.machine(), "tools": tools,
+        "load_average": {"before": load_before, "after": load_after},
+        "foreign_raw_sockets": foreign,
+        "repeat": args.repeat, "family": args.family, "agent": args.agent,
+        "timeout": args.timeout,
+        "hdp": {"probes": probes, "probes_per_s": rate, "delivered_per_s": matched,
+                "seconds": _bench.summary([r["seconds"] for r in hdp_runs]),
+                "lost": _bench.summary([r["lost"] for r in hdp_runs]),
+                "unaccounted": _bench.summary([r["unaccounted"] for r in hdp_runs]),
+                "kernel_drops": _bench.summary([r["kernel_drops"] for r in hdp_runs]),
+                "runs": hdp_runs},
+        "scaling": scaling}
+    print(f"\nhdp engine, {probes} probes a batch, listener-confirmed, IPv{args.family}")
+    print(_bench.table(
+        ["figure", "median", "min", "max"],
+        [["probes/s (cases / BatchResult.seconds)", rate["median"], rate["min"], rate["max"]],
+         ["matched/s (delivered cases / seconds)", matched["median"], matched["min"],
+          matched["max"]],
+         *[[label, s["median"], s["min"], s["max"]] for label, s in (
+             ("seconds a batch", figures["hdp"]["seconds"]),
+             ("cases lost (no evidence)", figures["hdp"]["lost"]),
+             ("BatchResult.unaccounted", figures["hdp"]["unaccounted"]),
+             ("kernel drops (BatchResult.drops)", figures["hdp"]["kernel_drops"]))],
+         ["runs disturbed by other raw sockets", sum(r["disturbed"] for r in hdp_runs), "-",
+          "-"]]))
+    if scaling:
+        print("\nhdp engine, one batch of each size (probes/s should not fall with the batch; "
+              "lost > 0 with 0 drops: the deadline came before the evidence was read, and "
+              "such a batch ends early, flattering probes/s)")
+        print(_bench.table(["probes", "seconds", "probes/s", "lost", "unaccounted", "drops",
+                            "disturbed"],
+                           [[s["probes"], s["seconds"], s["probes_per_s"], s["lost"],
+                             s["unaccounted"], s["kernel_drops"], str(s["disturbed"]).lower()]
+                            for s in scaling]))
+
+    if hping_runs:
+        received = _bench.summary([r["received_per_s"] for r in hping_runs])
+        spans = [r["received_per_s_arrival_span"] for r in hping_runs
+                 if r["received_per_s_arrival_span"]]
+        figures["hping3"] = {
+            "count": args.hping_count, "size": args.hping_size, "received_per_s": received,
+            "received_per_s_arrival_span": _bench.summary(spans) if spans else None,
+            "transmitted": _bench.summary([r["transmitted"] or 0 for r in hping_runs]),
+            "listener_received": _bench.summary([r["listener_received"] for r in hping_runs]),
+            "listener_drops": _bench.summary([r["listener_drops"] for r in hping_runs]),
+            "runs": hping_runs}
+        h = figures["hping3"]
+        print(f"\nhping3 --rawip -H {HPING_PROTOCOL} -d {args.hping_size} -c "
+              f"{args.hping_count} -i u1, counted by an hdp raw listener")
+        rows = [["received/s (listener count / hping3 wall time)", received["median"],
+                 received["min"], received["max"]]]
+        if spans:
+            s = h["received_per_s_arrival_span"]
+            rows.append(["received/s (over first..last arrival)", s["median"], s["min"],
+                         s["max"]])
+        rows += [[label, s["median"], s["min"], s["max"]] for label, s in (
+            ("packets hping3 says it transmitted", h["transmitted"]),
+            ("packets the listener received", h["listener_received"]),
+            ("listener kernel drops", h["listener_drops"]))]
+        rows.append(["runs disturbed by other raw sockets",
+                     sum(r["disturbed"] for r in hping_runs), "-", "-"])
+        print(_bench.table(["figure", "median", "min", "max"], rows))
+        figures["ratio_hdp_probes_per_s_to_hping3_received_per_s"] = _bench.ratio(
+            rate["median"], received["median"])
+        figures["ratio_hdp_matched_per_s_to_hping3_received_per_s"] = _bench.ratio(
+            matched["median"], received["median"])
+        print(f"\nratio of medians, hdp probes/s / hping3 received packets/s: "
+              f"{figures['ratio_hdp_probes_per_s_to_hping3_received_per_s']:.3f} "
+              f"(hdp matched/s / hping3 received/s: "
+              f"{figures['ratio_hdp_matched_per_s_to_hping3_received_per_s']:.3f})")
+    if flood_run:
+        figures["hping3_flood"] = flood_run
+        print(f"\nhping3 --flood for {min(args.flood, FLOOD_MAX):g} s (one run): "
+              f"{flood_run['transmitted']} transmitted, {flood_run['listener_received']} "
+              f"received by the listener ({flood_run['received_per_s']:.0f}/s), "
+              f"{flood_run['listener_drops']} dropped by its receive queue")
+
+    print(f"\nload average before/after: {load_before} / {load_after}")
+    if foreign:
+        print("WARNING: other processes held raw sockets during the run (they get copies of "
+              "our packets and compete for CPU):")
+        for line in foreign:
+            print(f"  {line}")
+    else:
+        print("interference check: no other process held a raw socket during the runs "
+              f"(sampled every {watch.interval * 1000:g} ms)")
+    _bench.write_json(args.json, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
