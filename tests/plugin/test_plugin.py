@@ -193,3 +193,31 @@ def test_github_step_summary_gets_the_markdown(suite, monkeypatch):
     text = summary.read_text()
     assert text.startswith("# earlier step\n")
     assert "| Protocol Number |" in text and "253" in text
+
+
+@linux_only
+def test_netns_target_probes_inside_the_namespace(suite):
+    """--hdp-target netns://NAME: the agent runs in the namespace and probes its own stack."""
+    import shutil
+    import subprocess
+    import uuid
+
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's ip command: apt-get install iproute2")
+    name = f"hdp-plugin-{uuid.uuid4().hex[:6]}"
+    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace: run as root")
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        result = _run(suite, "--hdp-target", f"netns://{name}", "--hdp-protocols", "0,253",
+                      "--hdp-payload", "hdp", "--hdp-family", "4", "--hdp-profile", "none",
+                      "-v", "--hdp-report", "ns.json")
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    result.assert_outcomes(passed=1, failed=1)  # 0 is refused: no profile says so
+    result.stdout.fnmatch_lines([f"*test_delivery[[]netns:{name}-ipv4-p253[]] PASSED*",
+                                 f"*agents: netns:{name}*"])
+    cases = json.loads((suite.path / "ns.json").read_text())["cases"]
+    assert {(c["target"], c["path"], c["protocol"], c["outcome"]) for c in cases} == {
+        (f"netns:{name}", "netns", 253, "delivered"),
+        (f"netns:{name}", "netns", 0, "socket-error")}
