@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hdp.errors import DecodeError
-from hdp.wire import hdp, ipv4, ipv6, udp
+from hdp.wire import fragment, hdp, ipv4, ipv6, udp
 from hdp.wire.hdp import Carrier, HDPHeader, ProbeTag
 from hdp.wire.ipv4 import IPv4Header, RawQuirk
 from hdp.wire.ipv6 import FragmentHeader, IPv6Header
@@ -173,6 +173,8 @@ PARSERS: dict[str, Callable[[bytes], None]] = {
     "udp.decode_lite": check_udp_lite,
     "hdp.decode": check_hdp,
     "hdp.decode_tagged": check_tagged,
+    "fragment.Reassembler.add": lambda d: parse_or_decode_error(
+        lambda: fragment.Reassembler().add(d), d),
 }
 
 
