@@ -16,6 +16,7 @@ class Case:
     payload: str = "hdp"  # hdp | udp | raw
     size: int = 64  # data bytes after the headers and our tag
     path: str = "loopback"
+    df: bool = False  # sent with don't-fragment (path MTU discovery)
 
     @property
     def id(self) -> str:

@@ -243,7 +243,8 @@ class Engine:
         case = state.case
         return {"case": index, "family": case.family, "protocol": case.protocol,
                 "dst": state.address, "payload": case.payload, "size": case.size,
-                "header_included": state.header_included, "ident": index + 1}
+                "header_included": state.header_included, "ident": index + 1,
+                "df": case.df}
 
     def _state_of(self, event: dict[str, Any], run_id: int,
                   states: list[_State]) -> _State | None:

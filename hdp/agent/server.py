@@ -42,6 +42,7 @@ class ProbeRequest:
     header_included: bool = False  # ICMP-only mode: send our own IP header
     ident: int = 0  # IPv4 identification / IPv6 flow label of a header we build
     tos: int = 0  # DSCP << 2 | ECN, as IPv4 TOS or IPv6 traffic class
+    df: bool = False  # don't fragment (IPv4 DF; IPv6: no fragmentation at the source)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProbeRequest:
@@ -225,7 +226,7 @@ class Agent:
                             src, probe.dst)
         if probe.header_included:
             body = _with_ip_header(probe, src, body)
-        result = _send_with_tos(sender, body, probe)
+        result = _send_with_options(sender, body, probe)
         event.update(time_ns=result.time_ns, src=src)
         if result.ok:
             event.update(ok=True, bytes=result.sent_bytes)
@@ -267,18 +268,29 @@ class Agent:
         self.senders.clear()
 
 
-def _send_with_tos(sender: rawsock.RawSocket, body: bytes,
-                   probe: ProbeRequest) -> rawsock.SendResult:
-    """Send with the probe's TOS / traffic class, then restore the socket's default."""
-    if not probe.tos or probe.header_included:
+# Linux values (include/uapi/linux/in.h, in6.h); the socket module does not export them.
+_IP_MTU_DISCOVER, _IPV6_MTU_DISCOVER = 10, 23
+_PMTUDISC_WANT, _PMTUDISC_DO = 1, 2
+
+
+def _send_with_options(sender: rawsock.RawSocket, body: bytes,
+                       probe: ProbeRequest) -> rawsock.SendResult:
+    """Send with the probe's TOS / traffic class and DF, then restore the socket's defaults."""
+    if probe.header_included or (not probe.tos and not probe.df):
         return sender.send(body, probe.dst)
-    level, name = ((socket.IPPROTO_IP, socket.IP_TOS) if probe.family == 4
-                   else (socket.IPPROTO_IPV6, socket.IPV6_TCLASS))
-    sender.sock.setsockopt(level, name, probe.tos)
+    v4 = probe.family == 4
+    level = socket.IPPROTO_IP if v4 else socket.IPPROTO_IPV6
+    tos_name = socket.IP_TOS if v4 else socket.IPV6_TCLASS
+    mtu_name = _IP_MTU_DISCOVER if v4 else _IPV6_MTU_DISCOVER
+    if probe.tos:
+        sender.sock.setsockopt(level, tos_name, probe.tos)
+    if probe.df:  # never fragment: too big for the path means EMSGSIZE or ICMP too-big
+        sender.sock.setsockopt(level, mtu_name, _PMTUDISC_DO)
     try:
         return sender.send(body, probe.dst)
     finally:
-        sender.sock.setsockopt(level, name, 0)
+        sender.sock.setsockopt(level, tos_name, 0)
+        sender.sock.setsockopt(level, mtu_name, _PMTUDISC_WANT)
 
 
 def _with_ip_header(probe: ProbeRequest, src: str, body: bytes) -> bytes:
