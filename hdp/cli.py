@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one report to render, or: merge A.json B.json ...")
     report.add_argument("--format", choices=("md", "json"), help="output format (default md)")
     report.add_argument("--out", "-o", metavar="FILE", help="write here, not stdout")
+
+    from hdp.lab.cli import add_lab_parser  # argparse only; hdp.lab loads lazily
+
+    add_lab_parser(commands)
     return parser
 
 
@@ -172,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "listen":
             return run_listen(args, sys.stdout)
+        if args.command == "lab":
+            from hdp.lab.cli import command_lab
+
+            return command_lab(args, sys.stdout)
         if args.command == "report" and args.files and args.files[0] == "merge":
             from hdp import merge
 

@@ -30,10 +30,10 @@ hdp_setup() {
         echo "setup: pytest-hdp needs Python 3.10 or newer as '$HDP_PYTHON' (set HDP_PYTHON)" >&2
         return 1
     fi
-    # setpriv/capsh drop CAP_NET_RAW for the no-privilege tests; iproute2 makes the
-    # namespaces; sudo and an sshd (never started as a service: the tests run their own
+    # setpriv/capsh drop CAP_NET_RAW for the no-privilege tests; iproute2 and nftables
+    # build the lab; sudo and an sshd (never started as a service: the tests run their own
     # on 127.0.0.1) carry the agent launchers' tests.
-    hdp_apt_install util-linux libcap2-bin iproute2 sudo openssh-client openssh-server
+    hdp_apt_install util-linux libcap2-bin iproute2 nftables sudo openssh-client openssh-server
     if [ ! -x "$HDP_VENV/bin/python" ]; then
         "$HDP_PYTHON" -m venv "$HDP_VENV" 2>/dev/null || {
             hdp_apt_install python3-venv && "$HDP_PYTHON" -m venv "$HDP_VENV"

@@ -1,0 +1,97 @@
+"""`hdp lab list | up NAME | down NAME|TOKEN | down --all`: labs from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+from hdp.errors import UsageError
+
+if TYPE_CHECKING:
+    from hdp.lab.lab import Lab
+
+
+def add_lab_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add `hdp lab` to the `hdp` subcommands (`commands` from add_subparsers)."""
+    lab: argparse.ArgumentParser = commands.add_parser(
+        "lab", help="bring network labs (routers, NAT, firewalls in namespaces) up and down",
+        description="Real middleboxes in Linux network namespaces (as root): topologies from "
+                    "conformance/labs/*.yaml, addresses from 198.18.0.0/15 and fd68:6470::/32.")
+    actions = lab.add_subparsers(dest="lab_command", required=True, parser_class=type(lab))
+    actions.add_parser("list", help="the topologies, then the labs that are up")
+    up = actions.add_parser("up", help="bring a topology up and leave it up",
+                            description="Bring a topology up, print its namespaces and "
+                                        "addresses, and keep it until hdp lab down.")
+    up.add_argument("name", metavar="NAME", help="a topology name or a .yaml file")
+    down = actions.add_parser("down", help="take labs down",
+                              description="Remove a lab by token, the kept labs of a "
+                                          "topology by name, or with --all every lab "
+                                          "namespace, whoever left it.")
+    down.add_argument("name", nargs="?", metavar="NAME|TOKEN", help="a topology name or token")
+    down.add_argument("--all", action="store_true",
+                      help="remove every lab (hdp-<token>-*), also those of crashed runs")
+    return lab
+
+
+def command_lab(args: Any, stdout: TextIO) -> int:
+    from hdp.lab.lab import start_lab, stop_all, stop_lab  # not needed to build the parser
+
+    if args.lab_command == "list":
+        _list(stdout)
+    elif args.lab_command == "up":
+        lab = start_lab(args.name, keep=True)
+        describe(lab, stdout)
+    elif args.lab_command == "down":
+        if args.all == bool(args.name):
+            raise UsageError("give a lab NAME or TOKEN, or --all (not both)")
+        removed = stop_all() if args.all else stop_lab(args.name)
+        print(f"removed {len(removed)} namespace{'s' if len(removed) != 1 else ''}"
+              f"{': ' + ' '.join(removed) if removed else ''}", file=stdout)
+    else:
+        raise UsageError(f"unknown lab command {args.lab_command!r}: give list, up or down")
+    return 0
+
+
+def _list(stdout: TextIO) -> None:
+    from hdp.lab.errors import LabError
+    from hdp.lab.state import running_labs
+    from hdp.lab.topology import load_topology, topology_names
+
+    print("topologies:", file=stdout)
+    for name in topology_names():
+        try:
+            description = load_topology(name).description
+        except LabError as exc:
+            description = f"(broken: {exc})"
+        print(f"  {name:<16} {description}", file=stdout)
+    labs = running_labs()
+    print("running labs:" if labs else "running labs: none", file=stdout)
+    for lab in labs:
+        owner = "kept" if lab.kept else f"pid {lab.owner}" + ("" if lab.alive else " (gone)")
+        age = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lab.created))
+        state = "up" if lab.alive else "stale: hdp lab down --all removes it"
+        print(f"  {lab.token}  {lab.topology:<16} {owner:<16} since {age}  {state}",
+              file=stdout)
+
+
+def describe(lab: Lab, stdout: TextIO) -> None:
+    """The token, every namespace and every host's addresses."""
+    topology = lab.topology
+    print(f"lab {topology.name} is up: token {lab.token}; remove it with "
+          f"`hdp lab down {lab.token}`", file=stdout)
+    for host, spec in topology.hosts.items():
+        print(f"  {host} ({spec.role}): namespace {lab.namespace(host)}, "
+              f"agent {lab.agent(host)}", file=stdout)
+        for interface, link, addresses in lab.interfaces(host):
+            spec_link = topology.links[link - 1]
+            peers = ", ".join(end for end in spec_link.ends if end != host)
+            mtu = f", mtu {spec_link.mtu}" if spec_link.mtu else ""
+            print(f"    {interface} {' '.join(addresses)} (link {link} to {peers}{mtu})",
+                  file=stdout)
+    extra = [name for name in lab.namespaces
+             if name not in {lab.namespace(h) for h in topology.hosts}]
+    if extra:
+        print(f"  switches: {' '.join(extra)}", file=stdout)
+    for note in lab.notes:
+        print(f"  note: {note}", file=stdout)

@@ -1,0 +1,113 @@
+"""Lab fixtures: real namespaces as root; skipped, with the fix, where that cannot work.
+
+Every lab a test starts is taken down however the test ends; the tests send only to
+addresses of the lab plan (hdp/lab/addresses.py), inside the lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hdp.lab import Lab, start_lab
+from hdp.lab.topology import Topology
+
+NETPROBE = str(Path(__file__).with_name("netprobe.py"))
+TIMEOUT = 20
+
+
+def _lab_capability() -> str | None:
+    """None if namespaces work here, else the reason with the fix."""
+    if not sys.platform.startswith("linux"):
+        return "network labs need Linux network namespaces"
+    if shutil.which("ip") is None or shutil.which("nft") is None:
+        return "needs ip and nft: apt-get install -y iproute2 nftables"
+    if os.geteuid() != 0:
+        return "network labs need root: run the tests as root (bash scripts/test.sh with sudo)"
+    name = f"hdp-probe-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        return (f"cannot create a network namespace ({made.stderr.strip()}): run as root "
+                "with CAP_SYS_ADMIN and CAP_NET_ADMIN (sudo, or a privileged container)")
+    subprocess.run(["ip", "netns", "del", name], check=False)
+    return None
+
+
+LAB_SKIP = _lab_capability()
+requires_lab = pytest.mark.skipif(LAB_SKIP is not None, reason=LAB_SKIP or "")
+
+
+def lab_namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+
+
+@pytest.fixture
+def lab() -> Iterator[Callable[[str | Topology], Lab]]:
+    """Start labs by name or Topology; all of them go down when the test ends."""
+    started: list[Lab] = []
+
+    def start(name: str | Topology) -> Lab:
+        started.append(start_lab(name))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.down()
+
+
+def in_namespace(namespace: str, *args: object, timeout: float = TIMEOUT
+                 ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", namespace, *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def ip_json(namespace: str, *args: str) -> list[dict[str, Any]]:
+    done = subprocess.run(["ip", "-j", "-n", namespace, *args], capture_output=True,
+                          text=True, check=True)
+    return list(json.loads(done.stdout or "[]"))
+
+
+def udp_exchange(lab: Lab, sender: str, receiver: str, family: int, size: int = 32,
+                 df: bool = True) -> dict[str, object]:
+    """One UDP datagram from `sender` to `receiver`'s address toward it, as received."""
+    address = lab.address(receiver, family, toward=sender)
+    port = 40000 + os.getpid() % 20000
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", lab.namespace(receiver), sys.executable, NETPROBE, "listen",
+         address, str(port), "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout is not None
+        ready = listener.stdout.readline()
+        assert ready.strip() == "ready", listener.stderr.read() if listener.stderr else ready
+        sent = in_namespace(lab.namespace(sender), sys.executable, NETPROBE, "send", address,
+                            port, size, *([] if df else ["nodf"]))
+        assert sent.returncode == 0, sent.stderr
+        out, err = listener.communicate(timeout=TIMEOUT)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+    assert listener.returncode == 0, err
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def raw_probe(lab: Lab, sender: str, receiver: str, family: int, protocol: int,
+              valid_sum: bool = False, timeout: float = 1.0) -> dict[str, object]:
+    """A raw packet of `protocol` from `sender` to `receiver`; the ICMP error it drew."""
+    address = lab.address(receiver, family, toward=sender)
+    done = in_namespace(lab.namespace(sender), sys.executable, NETPROBE, "raw", address,
+                        protocol, timeout, *(["sum"] if valid_sum else []))
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result

@@ -1,0 +1,91 @@
+"""`hdp lab` through command_lab, with the argparse parser the CLI mounts."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+
+import pytest
+
+from hdp.errors import UsageError
+from hdp.lab import LabError, running_labs, stop_lab
+from hdp.lab.cli import add_lab_parser, command_lab
+from tests.lab.conftest import lab_namespaces, requires_lab
+from tests.lab.test_topology import BUILT_IN
+
+
+def hdp_lab(*argv: str) -> str:
+    parser = argparse.ArgumentParser(prog="hdp")
+    add_lab_parser(parser.add_subparsers(dest="command", required=True))
+    out = io.StringIO()
+    assert command_lab(parser.parse_args(["lab", *argv]), out) == 0
+    return out.getvalue()
+
+
+def test_list_shows_every_topology_with_its_description() -> None:
+    text = hdp_lab("list")
+    assert text.startswith("topologies:\n")
+    for name in BUILT_IN:
+        assert re.search(rf"^  {re.escape(name)} +\S", text, re.M), name
+    assert "running labs" in text
+
+
+def test_down_needs_a_name_or_all() -> None:
+    with pytest.raises(UsageError, match="NAME or TOKEN, or --all"):
+        hdp_lab("down")
+
+
+def test_the_parser_refuses_an_unknown_action() -> None:
+    with pytest.raises(SystemExit):
+        hdp_lab("sideways")
+
+
+@requires_lab
+def test_up_keeps_the_lab_until_down_by_token() -> None:
+    text = hdp_lab("up", "routed")
+    token = re.search(r"token ([0-9a-f]{6})", text)
+    assert token, text
+    try:
+        for address in ("198.18.1.1/24", "fd68:6470:0:1::1/64", "198.18.2.2/24",
+                        f"namespace hdp-{token[1]}-router", f"netns:hdp-{token[1]}-client"):
+            assert address in text
+        recorded = [s for s in running_labs() if s.token == token[1]]
+        assert recorded and recorded[0].kept and recorded[0].owner == 0
+        listed = hdp_lab("list")
+        assert re.search(rf"{token[1]}  routed +kept", listed), listed
+        assert hdp_lab("down", token[1]) == (
+            f"removed 3 namespaces: hdp-{token[1]}-client hdp-{token[1]}-router "
+            f"hdp-{token[1]}-server\n")
+    finally:
+        if any(s.token == token[1] for s in running_labs()):
+            stop_lab(token[1])
+    assert not [n for n in lab_namespaces() if token[1] in n]
+
+
+@requires_lab
+def test_down_by_name_removes_the_kept_labs_of_that_topology() -> None:
+    text = hdp_lab("up", "nat")
+    token = re.search(r"token ([0-9a-f]{6})", text)
+    assert token and f"switches: hdp-{token[1]}-lan1" in text
+    assert hdp_lab("down", "nat").startswith("removed 5 namespaces: ")
+    # Nothing kept is left; a nat lab another test process owns (xdist) is not ours to stop.
+    with pytest.raises(LabError, match=r"no running lab 'nat'|belongs to a running process"):
+        hdp_lab("down", "nat")
+
+
+@requires_lab
+@pytest.mark.skipif(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1",
+                    reason="down --all removes every lab, also other xdist workers': "
+                    "run this test without -n")
+def test_down_all() -> None:
+    hdp_lab("up", "direct")
+    assert hdp_lab("down", "--all").startswith("removed 2 namespaces: ")
+    assert hdp_lab("down", "--all") == "removed 0 namespaces\n"
+
+
+@requires_lab
+def test_up_of_an_unknown_lab_is_one_line() -> None:
+    with pytest.raises(LabError, match="unknown lab 'nope'"):
+        hdp_lab("up", "nope")

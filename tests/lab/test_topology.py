@@ -1,0 +1,164 @@
+"""Topologies, the address plan and routing, without building anything (no root needed)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import hdp
+from hdp.lab import Lab, LabError, addresses, load_topology, topology_names
+from hdp.lab.routing import Route, routes, shortest_path
+from hdp.lab.topology import Topology
+
+SHIPPED = Path(hdp.__file__).resolve().parents[1] / "conformance" / "labs"
+BUILT_IN = sorted(path.stem for path in SHIPPED.glob("*.yaml"))
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_the_built_ins_are_there_and_load() -> None:
+    assert {"direct", "routed", "nat", "firewall-drop", "firewall-reject", "mtu-1280",
+            "mtu-576"} <= set(BUILT_IN)
+    assert set(BUILT_IN) <= set(topology_names())
+    for name in BUILT_IN:
+        topology = load_topology(name)
+        assert topology.name == name and topology.description
+        assert topology.clients and topology.servers
+
+
+def test_roles_and_links_of_the_nat_topology() -> None:
+    nat = load_topology("nat")
+    assert nat.clients == ("client1", "client2") and nat.routers == ("router",)
+    assert nat.links[0].ends == ("router", "client1", "client2")
+    assert nat.interface("router", 2) == "eth1" and nat.position("client2", 1) == 3
+    assert nat.ipv6 and "masquerade" in nat.nftables["router"]
+    assert not load_topology("mtu-576").ipv6
+    assert load_topology("mtu-1280").links[1].mtu == 1280
+
+
+def test_address_plan() -> None:
+    assert addresses.subnet(1, 4) == "198.18.1.0/24"
+    assert addresses.subnet(12, 6) == "fd68:6470:0:12::/64"
+    assert addresses.host_address(2, 3, 4) == "198.18.2.3"
+    assert addresses.host_address(2, 3, 6) == "fd68:6470:0:2::3"
+    assert addresses.interface_address(255, 254, 4) == "198.18.255.254/24"
+    assert addresses.in_plan("198.19.255.1") and addresses.in_plan("fd68:6470:0:1::1")
+    assert not addresses.in_plan("192.168.1.1") and not addresses.in_plan("fd00::1")
+    with pytest.raises(ValueError):
+        addresses.host_address(256, 1, 4)
+
+
+CHAIN = """\
+lab: chain
+description: two routers in a row, and a LAN with a second router
+hosts:
+  a: {role: client}
+  r1: {role: router}
+  r2: {role: router}
+  b: {role: server}
+  c: {}
+links:
+  - {ends: [a, r1]}
+  - {ends: [r1, r2]}
+  - {ends: [r2, b, c]}
+"""
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Topology:
+    return load_topology(write(tmp_path, "chain", CHAIN))
+
+
+def test_shortest_paths_go_through_routers_only(chain: Topology) -> None:
+    assert shortest_path(chain, "a", "b") == ["a", "r1", "r2", "b"]
+    assert shortest_path(chain, "b", "c") == ["b", "c"]
+    assert chain.hosts["c"].role == "host"
+    with pytest.raises(LabError, match="no host 'x'"):
+        shortest_path(chain, "a", "x")
+
+
+def test_routes_are_computed_for_every_other_subnet(chain: Topology) -> None:
+    assert routes(chain, "a") == [Route("a", 2, "r1", 1), Route("a", 3, "r1", 1)]
+    assert routes(chain, "r1") == [Route("r1", 3, "r2", 2)]
+    assert routes(chain, "c") == [Route("c", 1, "r2", 3), Route("c", 2, "r2", 3)]
+
+
+def test_a_subnet_no_router_reaches_gets_no_route(tmp_path: Path) -> None:
+    isolated = load_topology(write(tmp_path, "iso", """\
+hosts: {a: {role: client}, b: {role: server}, c: {role: server}}
+links: [{ends: [a, b]}, {ends: [b, c]}]
+"""))
+    assert routes(isolated, "a") == []  # b does not forward
+    with pytest.raises(LabError, match="no path from a to c"):
+        shortest_path(isolated, "a", "c")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("hosts: {a: {}}\nlinks: [{ends: [a, b]}]\n", "link 1: unknown host 'b'"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], mtu: 9}]\n", "link 1: bad mtu 9"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], mtu: '1280'}]\n", "bad mtu '1280'"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], mtu: 576}]\n",
+     "below IPv6's minimum of 1280: raise it or set ipv6: false"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], delay: fast}]\n", "link 1: bad delay"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], loss: 101%}]\n", "bad loss"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, a]}]\n", "2 to 254 different hosts"),
+    ("hosts: {a: {}, b: {}, c: {}}\nlinks: [{ends: [a, b]}]\n", "host c is on no link"),
+    ("hosts: {a: {role: boss}, b: {}}\nlinks: [{ends: [a, b]}]\n", "role 'boss'"),
+    ("hosts: {A: {}, b: {}}\nlinks: [{ends: [A, b]}]\n", "host name 'A'"),
+    ("hosts: {lan1: {}, b: {}}\nlinks: [{ends: [lan1, b]}]\n", "reserved"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\nnftables: {x: ''}\n",
+     "nftables: unknown host 'x'"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\nipv6: maybe\n", "ipv6: 'maybe'"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\nrouters: []\n", "unknown key 'routers'"),
+    ("lab: other\nhosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\n", "differs from the file"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}\n", "bad YAML at line"),
+    ("- just\n- a list\n", "a topology is a mapping"),
+])
+def test_a_bad_topology_is_one_line_naming_file_and_problem(tmp_path: Path, text: str,
+                                                            problem: str) -> None:
+    path = write(tmp_path, "bad", text)
+    with pytest.raises(LabError) as raised:
+        load_topology(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and problem in message
+    assert "\n" not in message
+
+
+def test_unknown_names_list_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match=r"unknown lab 'nope': give one of .*routed"):
+        load_topology("nope")
+    with pytest.raises(LabError, match="no topology file"):
+        load_topology(str(tmp_path / "missing.yaml"))
+
+
+def test_names_are_found_in_the_working_directory_first(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    (tmp_path / "conformance" / "labs").mkdir(parents=True)
+    write(tmp_path / "conformance" / "labs", "routed", CHAIN.replace("chain", "routed"))
+    monkeypatch.chdir(tmp_path)
+    assert load_topology("routed").hosts.keys() == {"a", "r1", "r2", "b", "c"}
+    assert load_topology("nat").name == "nat"  # the shipped one
+
+
+@pytest.mark.skipif(shutil.which("ip") is None, reason="needs ip: apt-get install -y iproute2")
+def test_a_lab_knows_its_addresses_before_it_is_up() -> None:
+    routed = Lab(load_topology("routed"))
+    assert not routed.is_up and re.fullmatch(r"[0-9a-f]{6}", routed.token)
+    assert routed.address("server", 6, toward="client") == "fd68:6470:0:2::2"
+    assert routed.address("client", 4, toward="client") == "198.18.1.1"
+    assert routed.hops("client", "client") == 0
+    assert routed.interfaces("router")[1] == ("eth1", 2, ["198.18.2.1/24", "fd68:6470:0:2::1/64"])
+    with pytest.raises(LabError, match="has no host 'nobody'"):
+        routed.address("nobody", 4)
+    with pytest.raises(LabError, match="give 4 or 6"):
+        routed.address("client", 5)
+    with pytest.raises(LabError, match="lab mtu-576 has no IPv6"):
+        Lab(load_topology("mtu-576")).address("client", 6)
