@@ -42,17 +42,10 @@ def test_same_hop_count_for_hdp_and_udp(hdp_result, hdp_session):
 @pytest.mark.hdp(protocols=PROBE, payloads=["hdp"])
 @pytest.mark.parametrize(("dscp", "ecn"), [(46, 0), (10, 2), (0, 1)],
                          ids=["EF", "AF11-ECT0", "ECT1"])
-def test_dscp_and_ecn_preserved(hdp_case, hdp_sender, hdp_listener, dscp, ecn):
+def test_dscp_and_ecn_preserved(hdp_case, hdp_session, dscp, ecn):
     """What the sender marks (DSCP and ECN) reaches the listener unchanged."""
-    if hdp_case.path != "loopback":
-        pytest.skip("marks are checked where this session's own agent listens (loopback)")
-    listener = hdp_listener(hdp_case.protocol, family=hdp_case.family)
-    case = dscp << 2 | ecn
-    sent = hdp_sender.send(hdp_case.target, hdp_case.protocol, family=hdp_case.family,
-                           dscp=dscp, ecn=ecn, case=case)
-    assert sent["ok"], f"{hdp_case.id}: send refused: {sent['errno']}"
-    arrival = listener.wait(case=case, timeout=2.0)
-    assert arrival is not None, f"{hdp_case.id}: the marked probe never arrived"
-    assert (arrival["dscp"], arrival["ecn"]) == (dscp, ecn), (
-        f"{hdp_case.id}: sent DSCP {dscp} ECN {ecn}, received DSCP {arrival['dscp']} "
-        f"ECN {arrival['ecn']}")
+    marked = hdp_session.result(dataclasses.replace(hdp_case, tos=dscp << 2 | ecn))
+    delivery = _delivered(marked)
+    assert (delivery.dscp, delivery.ecn) == (dscp, ecn), (
+        f"{hdp_case.id}: sent DSCP {dscp} ECN {ecn}, received DSCP {delivery.dscp} "
+        f"ECN {delivery.ecn}")

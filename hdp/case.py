@@ -17,6 +17,7 @@ class Case:
     size: int = 64  # data bytes after the headers and our tag
     path: str = "loopback"
     df: bool = False  # sent with don't-fragment (path MTU discovery)
+    tos: int = 0  # DSCP << 2 | ECN the probe is marked with
 
     @property
     def id(self) -> str:

@@ -244,7 +244,7 @@ class Engine:
         return {"case": index, "family": case.family, "protocol": case.protocol,
                 "dst": state.address, "payload": case.payload, "size": case.size,
                 "header_included": state.header_included, "ident": index + 1,
-                "df": case.df}
+                "df": case.df, "tos": case.tos}
 
     def _state_of(self, event: dict[str, Any], run_id: int,
                   states: list[_State]) -> _State | None:
@@ -353,7 +353,8 @@ def _observation(state: _State) -> Observation:
     return Observation(
         case=state.case, socket_errno=socket_errno, send_errno=send_errno,
         listen_errno=state.listen_errno, sent_bytes=sent.get("bytes"),
-        sent_src=sent.get("src"), deliveries=tuple(state.deliveries), icmp=tuple(state.icmp),
+        sent_src=sent.get("src"), sent_dscp=state.case.tos >> 2, sent_ecn=state.case.tos & 3,
+        deliveries=tuple(state.deliveries), icmp=tuple(state.icmp),
         listened=state.listener is not None, failure_stage=state.failure_stage, note=note)
 
 

@@ -38,10 +38,53 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = resolved
     if resolved.profile not in ("auto", "none"):
         settings.check_profile(resolved.profile)  # a bad file is a usage error, up front
+    if resolved.lab:
+        _configure_lab(config, resolved.lab)
     if not hasattr(config, "workerinput"):  # only the controller collects and reports
         config.pluginmanager.register(Collector(config), "hdp-collector")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "hdp-xdist")
+
+
+def _configure_lab(config: pytest.Config, name: str) -> None:
+    """The controller brings the lab up once (and always down); xdist workers attach to it."""
+    from hdp.lab import Lab, LabError, load_topology, start_lab
+
+    workerinput = getattr(config, "workerinput", None)
+    try:
+        if workerinput is not None and "hdp_lab" in workerinput:
+            shared = workerinput["hdp_lab"]
+            config._hdp_lab = Lab.attach(load_topology(shared["topology"]),  # type: ignore[attr-defined]
+                                         shared["token"])
+            return
+        if name == "auto":
+            lab = _auto_lab(config)
+            if lab is None:
+                return
+        else:
+            lab = start_lab(name)
+    except LabError as exc:
+        raise pytest.UsageError(f"--hdp-lab {name}: {exc}") from None
+    config._hdp_lab = lab  # type: ignore[attr-defined]
+    config.add_cleanup(lab.down)
+
+
+def _auto_lab(config: pytest.Config) -> Any:
+    """The routed lab where this machine can build one; otherwise None, and the summary
+    says why the run fell back to loopback."""
+    import sys
+
+    from hdp.lab import LabError, start_lab
+
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        config._hdp_lab_note = ("default target: loopback (a lab needs root on Linux; "  # type: ignore[attr-defined]
+                                "run as root, or give --hdp-lab/--hdp-target)")
+        return None
+    try:
+        return start_lab(settings.AUTO_LAB)
+    except LabError as exc:
+        config._hdp_lab_note = f"default target: loopback (no lab: {exc})"  # type: ignore[attr-defined]
+        return None
 
 
 def hdp_session_of(config: pytest.Config) -> HdpSession:
@@ -86,11 +129,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     hdp = _existing_session(session.config)
     if hdp is None:
         return
+    from hdp.case import Case
+
     hdp.wanted = []
     for item in session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "hdp_case" in params:
-            hdp.wanted.append(params["hdp_case"])
+        case = params.get("hdp_case")
+        if isinstance(case, Case):  # not pytest's placeholder of an empty parameter set
+            hdp.wanted.append(case)
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -200,6 +246,12 @@ class XdistHooks:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+
+    def pytest_configure_node(self, node: Any) -> None:
+        lab = getattr(self.config, "_hdp_lab", None)
+        if lab is not None:  # workers probe the controller's lab, not labs of their own
+            node.workerinput["hdp_lab"] = {"token": lab.token,
+                                           "topology": lab.topology.source}
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         data = getattr(node, "workeroutput", {}).get("hdp", {})

@@ -122,6 +122,13 @@ def terminal_summary(session: HdpSession, terminal: Any) -> None:
     in_use = session.profiles_in_use()
     terminal.write_line("profile: " + (", ".join(p.path for p in in_use) if in_use
                                        else "none (every case expects delivered)"))
+    note = getattr(session.config, "_hdp_lab_note", None)
+    if note:
+        terminal.write_line(note)
+    lab = getattr(session.config, "_hdp_lab", None)
+    if lab is not None:
+        terminal.write_line(f"lab: {lab.topology.name} ({lab.topology.description}), "
+                            f"token {lab.token}")
     if session.agent_specs:
         terminal.write_line("agents: " + ", ".join(dict.fromkeys(session.agent_specs)))
     for line in summarize(report):

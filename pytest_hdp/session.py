@@ -109,7 +109,8 @@ class HdpSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.targets = [plan_target(t, settings.families) for t in settings.targets]
+        self.lab: Any = None  # an hdp.lab.Lab when --hdp-lab brought one up or we attach to it
+        self.targets = self._plan_targets()
         self._auto_profiles: dict[str, profiles.Profile | None] = {}
         self.profile = self._load_profile()
         self.wanted: list[Case] = []
@@ -124,6 +125,17 @@ class HdpSession:
         self.warnings: list[str] = []
 
     # -- planning -------------------------------------------------------------------
+
+    def _plan_targets(self) -> list[Target]:
+        settings = self.settings
+        lab = lab_of(self.config)
+        targets = [] if lab is not None and not settings.targets_given else \
+            [plan_target(t, settings.families) for t in settings.targets]
+        if lab is not None:
+            self.lab = lab
+            targets += lab_targets(lab, settings.families)
+        return targets
+
 
     def _load_profile(self) -> profiles.Profile | None:
         """An explicit profile file, or None for 'auto' (chosen per path) and 'none'."""
@@ -274,6 +286,24 @@ class HdpSession:
         for agent in self.agents:
             agent.close()
         self.agents.clear()
+
+
+def lab_of(config: pytest.Config) -> Any:
+    """The session's lab: brought up by the controller, attached to by xdist workers."""
+    return getattr(config, "_hdp_lab", None)
+
+
+def lab_targets(lab: Any, families: Sequence[int]) -> list[Target]:
+    """Each server of the lab, probed from its first client: agents inside the namespaces."""
+    topology = lab.topology
+    client = topology.clients[0]
+    usable = tuple(f for f in families if f == 4 or topology.ipv6)
+    targets = []
+    for server in topology.servers:
+        addresses = {f: lab.address(server, f, toward=client) for f in usable}
+        targets.append(Target(f"{topology.name}/{server}", usable, topology.name,
+                              lab.agent(client), lab.agent(server), addresses))
+    return targets
 
 
 def _works(command: list[str]) -> bool:

@@ -51,6 +51,10 @@ OPTIONS = (
     Option("hdp-report", "write the quirk report to PATH (.md or .json)"),
     Option("hdp-timeout", "seconds to wait after the last probe for late evidence", "1.0"),
     Option("hdp-privilege", "how to get raw sockets: auto, direct, sudo or userns", "auto"),
+    Option("hdp-lab", "bring a lab topology up for the session (direct, routed, nat, "
+           "firewall-drop, ...) and probe its servers from its clients; 'auto': the routed "
+           "lab when no target is given and the machine allows it, else loopback; 'none'",
+           "none"),
 )
 
 
@@ -66,6 +70,7 @@ class Settings:
     report: str | None = None
     timeout: float = 1.0
     privilege: str = "auto"
+    lab: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -134,13 +139,19 @@ def resolve(config: pytest.Config) -> Settings:
     if report and not report.endswith((".md", ".json")):
         raise pytest.UsageError(f"{origin}: {report!r} must end in .md or .json "
                                 "(the report's format follows the extension)")
+    lab, origin = one("hdp_lab")
+    if lab and lab != "none" and (not lab.replace("-", "").replace("_", "").isalnum()
+                                  and not lab.endswith((".yaml", ".yml"))):
+        raise pytest.UsageError(f"{origin}: invalid lab {lab!r}: give a topology name such as "
+                                "routed (see hdp lab list) or a topology YAML file")
     profile, _ = one("hdp_profile")
     record, _ = one("hdp_record_profile")
     return Settings(
         targets=tuple(targets) or DEFAULT_TARGETS, targets_given=bool(targets),
         protocols=protocols, families=families, payloads=payloads,
         profile=profile or "auto", record_profile=record or None, report=report or None,
-        timeout=timeout, privilege=privilege or "auto")
+        timeout=timeout, privilege=privilege or "auto",
+        lab=_lab_choice(lab, bool(targets)))
 
 
 def _families(text: str, origin: str) -> list[int]:
@@ -183,3 +194,15 @@ def check_profile(path: str) -> None:
         load_profile(path)
     except HdpError as exc:
         raise pytest.UsageError(f"--hdp-profile: {exc}") from None
+
+
+AUTO_LAB = "routed"
+
+
+def _lab_choice(lab: str | None, targets_given: bool) -> str | None:
+    """'auto' means a lab only for the suite's default target, never beside given ones."""
+    if not lab or lab == "none":
+        return None
+    if lab == "auto":
+        return None if targets_given else "auto"
+    return lab

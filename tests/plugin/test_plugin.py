@@ -221,3 +221,17 @@ def test_netns_target_probes_inside_the_namespace(suite):
     assert {(c["target"], c["path"], c["protocol"], c["outcome"]) for c in cases} == {
         (f"netns:{name}", "netns", 253, "delivered"),
         (f"netns:{name}", "netns", 0, "socket-error")}
+
+
+def test_sender_and_listener_fixtures(pytester):
+    """The README's example of a hand-written path test, run as a user would."""
+    pytester.makepyfile(test_own="""
+        def test_marks_survive(hdp_sender, hdp_listener):
+            listener = hdp_listener(253, family=4)
+            sent = hdp_sender.send("127.0.0.1", 253, dscp=46, case=1)
+            assert sent["ok"] and sent["bytes"] == 12 + 20 + 64
+            arrival = listener.wait(case=1)
+            assert arrival is not None and arrival["dscp"] == 46 and arrival["intact"]
+            assert listener.wait(case=2, timeout=0.2) is None
+    """)
+    _run(pytester).assert_outcomes(passed=1)
