@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Case:
     """One probe to run: target x family x protocol x payload kind x size."""
 
@@ -16,7 +16,9 @@ class Case:
     payload: str = "hdp"  # hdp | udp | raw
     size: int = 64  # data bytes after the headers and our tag
     path: str = "loopback"
-    df: bool = False  # sent with don't-fragment (path MTU discovery)
+    # Don't-fragment: None leaves the kernel's default (Linux sets DF on what fits its
+    # path MTU), True forces DF (path MTU discovery), False clears it (routers may cut).
+    df: bool | None = None
     tos: int = 0  # DSCP << 2 | ECN the probe is marked with
 
     @property

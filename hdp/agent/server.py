@@ -42,7 +42,8 @@ class ProbeRequest:
     header_included: bool = False  # ICMP-only mode: send our own IP header
     ident: int = 0  # IPv4 identification / IPv6 flow label of a header we build
     tos: int = 0  # DSCP << 2 | ECN, as IPv4 TOS or IPv6 traffic class
-    df: bool = False  # don't fragment (IPv4 DF; IPv6: no fragmentation at the source)
+    df: bool | None = None  # None: kernel default; True: DF (IPv6: no source fragmenting);
+    # False: DF cleared, so routers may fragment
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProbeRequest:
@@ -270,13 +271,13 @@ class Agent:
 
 # Linux values (include/uapi/linux/in.h, in6.h); the socket module does not export them.
 _IP_MTU_DISCOVER, _IPV6_MTU_DISCOVER = 10, 23
-_PMTUDISC_WANT, _PMTUDISC_DO = 1, 2
+_PMTUDISC_DONT, _PMTUDISC_WANT, _PMTUDISC_DO = 0, 1, 2
 
 
 def _send_with_options(sender: rawsock.RawSocket, body: bytes,
                        probe: ProbeRequest) -> rawsock.SendResult:
     """Send with the probe's TOS / traffic class and DF, then restore the socket's defaults."""
-    if probe.header_included or (not probe.tos and not probe.df):
+    if probe.header_included or (not probe.tos and probe.df is None):
         return sender.send(body, probe.dst)
     v4 = probe.family == 4
     level = socket.IPPROTO_IP if v4 else socket.IPPROTO_IPV6
@@ -284,8 +285,8 @@ def _send_with_options(sender: rawsock.RawSocket, body: bytes,
     mtu_name = _IP_MTU_DISCOVER if v4 else _IPV6_MTU_DISCOVER
     if probe.tos:
         sender.sock.setsockopt(level, tos_name, probe.tos)
-    if probe.df:  # never fragment: too big for the path means EMSGSIZE or ICMP too-big
-        sender.sock.setsockopt(level, mtu_name, _PMTUDISC_DO)
+    if probe.df is not None:  # DO: too big means EMSGSIZE or ICMP too-big; DONT: may be cut
+        sender.sock.setsockopt(level, mtu_name, _PMTUDISC_DO if probe.df else _PMTUDISC_DONT)
     try:
         return sender.send(body, probe.dst)
     finally:

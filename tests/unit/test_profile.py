@@ -366,7 +366,11 @@ def _selected(directory: Path, platform: dict[str, str], path: str | None = None
 def test_select_shipped_profiles() -> None:
     assert _selected(PROFILES, {"system": "linux"}, "loopback") == "linux"
     assert _selected(PROFILES, LINUX, "loopback") == "linux"
-    assert _selected(PROFILES, LINUX) == "linux"  # an unknown path rules none out
+    # Each lab topology is a path of its own, with its own profile.
+    assert _selected(PROFILES, LINUX, "firewall-drop") == "lab-firewall-drop"
+    assert _selected(PROFILES, LINUX, "nat") == "lab-nat"
+    with pytest.raises(ProfileError, match="apply equally"):  # an unknown path rules none out
+        select_profile(PROFILES, LINUX)
     assert _selected(PROFILES, {"system": "Darwin", "release": "23.4.0"}, "loopback") == "darwin"
     assert select_profile(PROFILES, {"system": "plan9"}, "loopback") is None
     assert select_profile(PROFILES, LINUX, "network") is None
