@@ -111,3 +111,11 @@ def raw_probe(lab: Lab, sender: str, receiver: str, family: int, protocol: int,
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout)
     return result
+
+
+def others_up() -> bool:
+    """Whether any lab namespace exists that the test about to remove everything did not
+    make: another process's lab, or the session's own --hdp-lab."""
+    from hdp.lab.netns import lab_namespaces as present
+
+    return bool(present())
