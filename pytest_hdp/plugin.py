@@ -38,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = resolved
     if resolved.profile not in ("auto", "none"):
         settings.check_profile(resolved.profile)  # a bad file is a usage error, up front
-    if resolved.lab:
+    if resolved.lab and resolved.lab != "auto":  # 'auto' comes up lazily, with hdp cases
         _configure_lab(config, resolved.lab)
     if not hasattr(config, "workerinput"):  # only the controller collects and reports
         config.pluginmanager.register(Collector(config), "hdp-collector")
@@ -57,21 +57,17 @@ def _configure_lab(config: pytest.Config, name: str) -> None:
             config._hdp_lab = Lab.attach(load_topology(shared["topology"]),  # type: ignore[attr-defined]
                                          shared["token"])
             return
-        if name == "auto":
-            lab = _auto_lab(config)
-            if lab is None:
-                return
-        else:
-            lab = start_lab(name)
+        lab = start_lab(name)
     except LabError as exc:
         raise pytest.UsageError(f"--hdp-lab {name}: {exc}") from None
     config._hdp_lab = lab  # type: ignore[attr-defined]
     config.add_cleanup(lab.down)
 
 
-def _auto_lab(config: pytest.Config) -> Any:
-    """The routed lab where this machine can build one; otherwise None, and the summary
-    says why the run fell back to loopback."""
+def auto_lab(config: pytest.Config) -> Any:
+    """The routed lab where this machine can build one, for this process and taken down
+    with it; otherwise None, and the summary says why the run fell back to loopback.
+    Only a process that collected hdp cases asks (each xdist worker its own lab)."""
     import sys
 
     from hdp.lab import LabError, start_lab
@@ -81,10 +77,13 @@ def _auto_lab(config: pytest.Config) -> Any:
                                 "run as root, or give --hdp-lab/--hdp-target)")
         return None
     try:
-        return start_lab(settings.AUTO_LAB)
+        lab = start_lab(settings.AUTO_LAB)
     except LabError as exc:
         config._hdp_lab_note = f"default target: loopback (no lab: {exc})"  # type: ignore[attr-defined]
         return None
+    config._hdp_lab = lab  # type: ignore[attr-defined]
+    config.add_cleanup(lab.down)
+    return lab
 
 
 def hdp_session_of(config: pytest.Config) -> HdpSession:

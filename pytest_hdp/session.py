@@ -129,6 +129,10 @@ class HdpSession:
     def _plan_targets(self) -> list[Target]:
         settings = self.settings
         lab = lab_of(self.config)
+        if lab is None and settings.lab == "auto":
+            from pytest_hdp.plugin import auto_lab
+
+            lab = auto_lab(self.config)
         targets = [] if lab is not None and not settings.targets_given else \
             [plan_target(t, settings.families) for t in settings.targets]
         if lab is not None:
