@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hdp.case import Case, Observation
+from hdp.describe import kind_of
 from hdp.errors import HdpError
 from hdp.host import platform_info
 from hdp.selection import fold_ranges
@@ -229,17 +230,7 @@ def _finite_float(text: str) -> float:
 
 
 def _kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
+    return kind_of(value)
 
 
 def _show(value: object, limit: int = 40) -> str:

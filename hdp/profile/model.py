@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdp.case import Case
+from hdp.describe import kind_of
 from hdp.errors import HdpError
 from hdp.selection import fold_ranges
 from hdp.verdict import Outcome
@@ -116,17 +117,7 @@ def _or(names: tuple[str, ...]) -> str:
 
 
 def _kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "empty"
-    return "a number" if isinstance(value, (int, float)) else f"a {type(value).__name__}"
+    return kind_of(value, yaml=True)
 
 
 def _show(value: object, limit: int = 40, quote: bool = True) -> str:

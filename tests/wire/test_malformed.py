@@ -235,12 +235,14 @@ SEEDS: dict[str, bytes] = {
 }
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(list(SEEDS.values()))))
+def mutate(draw: st.DrawFn, data: bytearray, near_start: int = 0) -> bytes:
+    """One to four random edits (flip, set, insert, delete, truncate) of `data`; with
+    `near_start`, edits favour the first `near_start` bytes, where headers decide."""
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]))
-        at = draw(st.integers(0, len(data)))
+        at = draw(st.one_of(st.integers(0, near_start), st.integers(0, len(data)))
+                  if near_start else st.integers(0, len(data)))
+        at = min(at, len(data))
         if op == "flip" and data:
             data[min(at, len(data) - 1)] ^= draw(st.integers(1, 255))
         elif op == "set" and data:
@@ -252,6 +254,11 @@ def mutated(draw: st.DrawFn) -> bytes:
         else:
             del data[at:]
     return bytes(data)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    return mutate(draw, bytearray(draw(st.sampled_from(list(SEEDS.values())))))
 
 
 @pytest.mark.parametrize("check", PARSERS.values(), ids=PARSERS.keys())
