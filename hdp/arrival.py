@@ -70,7 +70,7 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Ar
     carrier, hdp_header, udp_header, checksum_ok = None, None, None, None
     tag, data, intact = None, ip_payload, True
     try:
-        carrier = _carrier_of(ip_payload, received.socket_protocol)
+        carrier, tagged = _carrier_of(ip_payload, received.socket_protocol)
         if carrier is Carrier.HDP:
             hdp_packet = hdp_wire.decode(ip_payload)
             hdp_header, rest = hdp_packet.header, hdp_packet.payload
@@ -83,7 +83,6 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Ar
         elif carrier is Carrier.UDP:
             # Our UDP-carried probes are plain UDP on any protocol number; only untagged
             # datagrams on 136 are read as UDP-Lite.
-            tagged = hdp_wire.find_tag(ip_payload) is not None
             lite = not tagged and udp.PROTO_UDPLITE in (received.socket_protocol, wire)
             datagram = (udp.decode_lite if lite else udp.decode)(ip_payload)
             udp_header = datagram.header
@@ -102,14 +101,15 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Ar
                    hdp_header, udp_header, checksum_ok, tag, data, intact, error)
 
 
-def _carrier_of(payload: bytes, socket_protocol: int) -> Carrier:
-    """Where our tag sits says what carried it; untagged packets go by protocol."""
+def _carrier_of(payload: bytes, socket_protocol: int) -> tuple[Carrier, bool]:
+    """What carried the payload, and whether it bears our tag: where the tag sits says
+    which carrier; untagged packets go by protocol."""
     found = hdp_wire.find_tag(payload)
     if found is not None:
-        return found[0]
+        return found[0], True
     if socket_protocol in (udp.PROTO_UDP, udp.PROTO_UDPLITE):
-        return Carrier.UDP
-    return Carrier.HDP if len(payload) >= hdp_wire.HEADER_LENGTH else Carrier.RAW
+        return Carrier.UDP, False
+    return (Carrier.HDP if len(payload) >= hdp_wire.HEADER_LENGTH else Carrier.RAW), False
 
 
 def _undecodable(received: Received, error: str) -> Arrival:

@@ -10,13 +10,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePath
 from typing import Any, TextIO
 
+from hdp.describe import family_name as _family
+from hdp.describe import markdown_cell as _md
 from hdp.errors import HdpError, UsageError
-from hdp.report import dumps, loads
+from hdp.report import dumps, loads, outcome_label
 from hdp.verdict import Outcome
 
 SCHEMA = "hdp-matrix/1"
 MISSING = "-"  # the column probes this family and payload, but not this protocol
-_FAMILIES = {4: "IPv4", 6: "IPv6"}
 _OUTCOME_ORDER = {outcome.value: index for index, outcome in enumerate(Outcome)}
 _FIX = "give reports written by hdp sweep --format json or pytest --hdp-report"
 
@@ -24,26 +25,9 @@ _RowKey = tuple[int, int, str]  # (family, protocol, payload)
 
 
 def cell_text(entry: dict[str, Any]) -> str:
-    """What a case came to, comparable across machines: `send-error (EOPNOTSUPP)`.
-
-    The outcome with its errno, the fields that changed (a changed protocol with the number
-    it arrived as), a renumbering outside `altered`, and whether it was inferred. Addresses,
-    byte counts, latencies and notes are left out: they differ between runs, not between OSes.
-    """
-    outcome = entry["outcome"]
-    details: list[str] = []
-    if entry.get("errno"):
-        details.append(str(entry["errno"]))
-    wire = entry.get("wire_protocol")
-    for change in entry.get("changes") or []:
-        details.append(f"protocol: {wire}" if change == "protocol" and isinstance(wire, int)
-                       else str(change))
-    if (outcome != Outcome.ALTERED.value and isinstance(wire, int)
-            and wire != entry["protocol"]):
-        details.append(f"on the wire as protocol {wire}")
-    if entry.get("inferred") is True:
-        details.append("inferred")
-    return f"{outcome} ({', '.join(details)})" if details else outcome
+    """What a case came to, comparable across machines: `send-error (EOPNOTSUPP)`,
+    `altered (protocol: 0)`; what differs between runs rather than OSes is left out."""
+    return outcome_label(entry, with_values=True)
 
 
 def _short_release(release: str) -> str:
@@ -187,17 +171,6 @@ def render_matrix_markdown(matrix: dict[str, Any]) -> str:
 
 def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
-
-
-def _family(family: object) -> str:
-    if isinstance(family, int) and family in _FAMILIES:
-        return _FAMILIES[family]
-    return f"family {family}"
-
-
-def _md(text: str) -> str:
-    """Text that stays inside one Markdown table cell."""
-    return " ".join(text.splitlines()).replace("|", "\\|")
 
 
 # --- command line ----------------------------------------------------------------------

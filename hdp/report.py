@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hdp.case import Case, Observation
-from hdp.describe import kind_of
+from hdp.describe import FAMILIES, kind_of, one_line, with_details
+from hdp.describe import family_name as _family
+from hdp.describe import markdown_cell as _md
 from hdp.errors import HdpError
 from hdp.host import platform_info
 from hdp.selection import fold_ranges
@@ -22,7 +24,6 @@ _FIX = "give a file written by hdp sweep --format json"
 _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 _ARRIVED = frozenset({Outcome.DELIVERED.value, Outcome.ALTERED.value})
 _LOCAL_REFUSALS = frozenset({Outcome.SOCKET_ERROR.value, Outcome.SEND_ERROR.value})
-_FAMILIES = {4: "IPv4", 6: "IPv6"}
 # A change that has a value in the entry is shown with it: "altered (protocol: 3)".
 _CHANGE_VALUES = {"protocol": "wire_protocol", "src": "source", "length": "bytes_received"}
 
@@ -81,10 +82,17 @@ def _rounded(value: float | None) -> float | None:
 def build_report(results: Iterable[CaseResult], *, platform: dict[str, str] | None = None,
                  meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The hdp-report/1 document; the same results give the same document apart from meta."""
-    cases = sorted((case_entry(result) for result in results), key=_sort_key)
+    return report_of_entries((case_entry(result) for result in results), platform=platform,
+                             meta=meta)
+
+
+def report_of_entries(entries: Iterable[dict[str, Any]], *,
+                      platform: dict[str, str] | None = None,
+                      meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document around case entries already made (e.g. carried from xdist workers)."""
     report: dict[str, Any] = {"schema": SCHEMA,
                               "platform": dict(platform_info() if platform is None else platform),
-                              "cases": cases}
+                              "cases": sorted(entries, key=_sort_key)}
     if meta is not None:
         report["meta"] = dict(meta)
     return report
@@ -126,7 +134,7 @@ _OUTCOME_CHECK: _Check = (lambda v: isinstance(v, str) and v in _OUTCOMES,
 _REQUIRED: dict[str, _Check] = {
     "target": (_is_str, "a string"),
     "path": (_is_str, "a string"),
-    "family": (lambda v: _is_int(v) and v in _FAMILIES, "4 or 6"),
+    "family": (lambda v: _is_int(v) and v in FAMILIES, "4 or 6"),
     "protocol": (_is_int, "an integer"),
     "payload": (_is_str, "a string"),
     "outcome": _OUTCOME_CHECK,
@@ -155,7 +163,7 @@ _OPTIONAL: dict[str, _Check] = {
 
 def loads(text: str, source: str = "<report>") -> dict[str, Any]:
     """Parse and check an hdp-report/1 document; anything else is one HdpError line."""
-    where = _one_line(source)
+    where = one_line(source)
 
     def fail(what: str) -> HdpError:
         return HdpError(f"{where}: {what}: {_FIX}")
@@ -168,7 +176,7 @@ def loads(text: str, source: str = "<report>") -> dict[str, Any]:
         raise fail(f"not JSON ({error.msg} at line {error.lineno} column {error.colno})") \
             from None
     except (ValueError, TypeError) as error:
-        raise fail(f"not JSON ({_one_line(str(error))})") from None
+        raise fail(f"not JSON ({one_line(str(error))})") from None
     except RecursionError:
         raise fail("not JSON that can be read (nested too deeply)") from None
     if not isinstance(data, dict):
@@ -215,7 +223,7 @@ def _case_name(entry: object) -> str:
     target, family, protocol = entry.get("target"), entry.get("family"), entry.get("protocol")
     if not (_is_str(target) and _is_int(family) and _is_int(protocol)):
         return ""
-    return f" ({_one_line(str(target))} {_family(family)} protocol {protocol})"
+    return f" ({one_line(str(target))} {_family(family)} protocol {protocol})"
 
 
 def _reject_constant(name: str) -> Any:
@@ -257,7 +265,7 @@ def summarize(report: dict[str, Any]) -> list[str]:
         if by_size:
             key += (_sortable(entry.get("size")),)
         groups = sections.setdefault(key, {})
-        groups.setdefault(_group_label(entry), []).append(entry["protocol"])
+        groups.setdefault(outcome_label(entry), []).append(entry["protocol"])
     lines = []
     for key in sorted(sections):
         target, family, payload = key[:3]
@@ -267,19 +275,23 @@ def summarize(report: dict[str, Any]) -> list[str]:
         groups = sections[key]
         order = sorted(groups, key=lambda label: (min(groups[label]), label))
         folded = "; ".join(f"{fold_ranges(groups[label])} {label}" for label in order)
-        lines.append(_one_line(f"{name}: {folded}"))
+        lines.append(one_line(f"{name}: {folded}"))
     return lines
 
 
-def _group_label(entry: dict[str, Any]) -> str:
-    """The outcome with what makes cases alike: errno, which fields changed, inferred."""
-    details = list(entry.get("changes") or [])
-    if entry.get("errno"):
-        details.insert(0, entry["errno"])
+def outcome_label(entry: dict[str, Any], *, with_values: bool = False) -> str:
+    """The outcome with what makes cases alike across runs and machines: errno, the fields
+    that changed (with the protocol a packet arrived as, if asked), a renumbering, and
+    whether it was inferred. Addresses, byte counts, latencies and notes are left out."""
+    details = [str(entry["errno"])] if entry.get("errno") else []
+    wire = entry.get("wire_protocol")
+    for change in entry.get("changes") or []:
+        details.append(f"protocol: {wire}" if with_values and change == "protocol"
+                       and isinstance(wire, int) else str(change))
     details += _renumbered(entry)
-    if entry.get("inferred"):
+    if entry.get("inferred") is True:
         details.append("inferred")
-    return _with_details(entry["outcome"], details)
+    return with_details(entry["outcome"], details)
 
 
 def _renumbered(entry: dict[str, Any]) -> list[str]:
@@ -312,7 +324,7 @@ def outcome_text(entry: dict[str, Any]) -> str:
         details.append("inferred")
     if entry.get("note"):
         details.append(entry["note"])
-    return _with_details(outcome, details)
+    return with_details(outcome, details)
 
 
 def _meta_lines(meta: Any) -> list[str]:
@@ -405,22 +417,3 @@ def _platform_text(platform: dict[str, str]) -> str:
     if platform.get("python"):
         words.append(f"(Python {platform['python']})")
     return " ".join(words) or "unknown platform"
-
-
-def _family(family: object) -> str:
-    if isinstance(family, int) and family in _FAMILIES:
-        return _FAMILIES[family]
-    return f"family {family}"
-
-
-def _with_details(outcome: str, details: list[str]) -> str:
-    return f"{outcome} ({', '.join(details)})" if details else outcome
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.splitlines())
-
-
-def _md(text: str) -> str:
-    """Text that stays inside one Markdown table cell or heading."""
-    return _one_line(text).replace("|", "\\|")

@@ -10,8 +10,7 @@ import pytest
 
 from hdp import profile as profiles
 from hdp.case import Case, IcmpReport
-from hdp.host import platform_info
-from hdp.report import SCHEMA, CaseResult, case_entry, dumps, render_markdown, summarize
+from hdp.report import CaseResult, case_entry, dumps, render_markdown, report_of_entries, summarize
 from hdp.verdict import Outcome, Verdict
 from pytest_hdp.session import HdpResult, HdpSession
 
@@ -43,13 +42,9 @@ def entry(result: HdpResult, report: pytest.TestReport) -> dict[str, Any]:
 
 
 def build(session: HdpSession) -> dict[str, Any]:
-    def key(e: dict[str, Any]) -> tuple[Any, ...]:
-        return (e["target"], e["family"], e["protocol"], e["payload"], e.get("size") or 0,
-                e["path"], json.dumps(e, sort_keys=True))
-
+    # A case reported twice (a rerun, a retried worker) counts once.
     unique = {json.dumps(e, sort_keys=True): e for e in session.entries}
-    return {"schema": SCHEMA, "platform": platform_info(),
-            "cases": sorted(unique.values(), key=key)}
+    return report_of_entries(unique.values())
 
 
 def _verdict_of(data: dict[str, Any]) -> Verdict:

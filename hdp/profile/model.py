@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdp.case import Case
-from hdp.describe import kind_of
+from hdp.describe import kind_of, one_line, with_details
 from hdp.errors import HdpError
 from hdp.selection import fold_ranges
 from hdp.verdict import Outcome
@@ -130,12 +130,8 @@ def _platform_text(platform: dict[str, str]) -> str:
     return " ".join(str(platform[key]) for key in ("system", "release") if platform.get(key))
 
 
-def _with_details(outcome: str, details: list[str]) -> str:
-    return f"{outcome} ({', '.join(details)})" if details else outcome
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.splitlines())
+_with_details = with_details
+_one_line = one_line
 
 
 def _release_clauses(text: str) -> list[tuple[str, tuple[int, ...]]] | None:
