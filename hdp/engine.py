@@ -8,7 +8,6 @@ agent, an unknown host, Ctrl-C — each case still ends with an Observation.
 
 from __future__ import annotations
 
-import ipaddress
 import queue
 import random
 import socket
@@ -18,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdp.address import is_loopback
 from hdp.agent.launch import AgentClient, Event
 from hdp.case import Case, Delivery, IcmpReport, Observation
 
@@ -343,7 +343,7 @@ def _observation(state: _State) -> Observation:
     socket_errno = sent.get("errno") if sent.get("stage") == "socket" else None
     send_errno = sent.get("errno") if sent.get("stage") == "send" else None
     note = state.note
-    if state.header_included and state.case.protocol == 255 and _is_local(state.address) \
+    if state.header_included and state.case.protocol == 255 and is_loopback(state.address) \
             and sent.get("ok") and not state.resolved:
         note = ("no ICMP possible: on the sending host our own IPPROTO_RAW socket counts "
                 "as a protocol-255 listener")
@@ -356,13 +356,3 @@ def _observation(state: _State) -> Observation:
         sent_src=sent.get("src"), sent_dscp=state.case.tos >> 2, sent_ecn=state.case.tos & 3,
         deliveries=tuple(state.deliveries), icmp=tuple(state.icmp),
         listened=state.listener is not None, failure_stage=state.failure_stage, note=note)
-
-
-def _is_local(address: str | None) -> bool:
-    """Whether `address` is this host's loopback, where our own sockets shape the answer."""
-    if address is None:
-        return False
-    try:
-        return ipaddress.ip_address(address.split("%")[0]).is_loopback
-    except ValueError:
-        return False

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from hdp import rawsock
+from hdp.address import literal_address
 from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.case import Case
-from hdp.engine import BatchResult, Engine, resolve
+from hdp.engine import BatchResult
 from hdp.errors import HdpError, UsageError
 from hdp.report import CaseResult, build_report, dumps, loads, render_markdown
+from hdp.target import Target, plan_target, probe
 from hdp.verdict import judge
 
 
@@ -32,41 +32,28 @@ class SweepPlan:
     listener: str = "auto"  # auto: the sender's agent for loopback targets, none otherwise
 
 
-def is_loopback(target: str) -> bool:
-    try:
-        return ipaddress.ip_address(target.strip("[]").split("%")[0]).is_loopback
-    except ValueError:
-        return target == "localhost"
+def plan_targets(plan: SweepPlan) -> dict[str, Target]:
+    """The plan's targets by name; an address of a family not asked for is a usage error."""
+    targets = {}
+    for text in plan.targets:
+        target = plan_target(text, plan.families)
+        literal = literal_address(text)
+        if not target.families and literal is not None:
+            version = literal.version
+            raise UsageError(f"{text} is an IPv{version} address but --family is "
+                             f"{','.join(map(str, plan.families))}: add {version} to --family")
+        targets[target.name] = target
+    return targets
 
 
-def plan_cases(plan: SweepPlan) -> list[Case]:
+def plan_cases(plan: SweepPlan, targets: dict[str, Target] | None = None) -> list[Case]:
     """Every target x family x protocol, skipping families a target has no address in."""
     cases = []
-    for target in plan.targets:
-        families = _families_of(target, plan.families)
-        path = "loopback" if is_loopback(target) else "network"
-        for family in families:
-            cases += [Case(target, family, p, plan.payload, plan.size, path)
+    for target in (targets or plan_targets(plan)).values():
+        for family in target.families:
+            cases += [Case(target.name, family, p, plan.payload, plan.size, target.path)
                       for p in plan.protocols]
     return cases
-
-
-def _families_of(target: str, wanted: Sequence[int]) -> list[int]:
-    try:
-        literal = ipaddress.ip_address(target.strip("[]").split("%")[0])
-    except ValueError:
-        literal = None
-    if literal is not None:
-        if literal.version not in wanted:
-            raise UsageError(f"{target} is an IPv{literal.version} address but --family is "
-                             f"{','.join(map(str, wanted))}: add {literal.version} to --family")
-        return [literal.version]
-    found = [f for f in wanted if resolve(target, f)[0] is not None]
-    if not found:
-        raise HdpError(f"cannot resolve host {target!r} for IPv"
-                       f"{' or IPv'.join(map(str, wanted))}: give a host name that resolves, "
-                       "or an IPv4/IPv6 address")
-    return found
 
 
 def sender_spec(text: str) -> AgentSpec:
@@ -108,41 +95,54 @@ class ProgressBar:
 def run_sweep(plan: SweepPlan, progress: ProgressBar | None = None
               ) -> tuple[dict[str, Any], BatchResult]:
     """Run the plan; the report holds one case per planned case, whatever happened."""
-    cases = plan_cases(plan)
+    targets = plan_targets(plan)
+    cases = plan_cases(plan, targets)
     agents: list[AgentClient] = []
+
+    def start(spec: AgentSpec) -> AgentClient:
+        agents.append(AgentClient.start(spec))
+        return agents[-1]
+
+    def announce(count: int) -> None:
+        if announced:  # once, when the first batch is on its way
+            return
+        announced.append(count)
+        sys.stderr.write(f"hdp sweep: probing {len(cases)} cases (agent {agents[0].spec}); "
+                         "Ctrl-C reports what was learned so far\n")
+        sys.stderr.flush()
+
+    announced: list[int] = []
+
     try:
-        sender = AgentClient.start(sender_spec(plan.agent))
-        agents.append(sender)
-        listeners: dict[str, AgentClient | None] = {}
-        for target in plan.targets:
-            if plan.listener == "none" or (plan.listener == "auto" and not is_loopback(target)):
-                listeners[target] = None
-            elif plan.listener in ("auto", "same"):
-                listeners[target] = sender
-            else:
-                listener = AgentClient.start(AgentSpec.parse(plan.listener))
-                agents.append(listener)
-                listeners[target] = listener
-        engine = Engine(sender, listeners)
-
-        def announce(count: int) -> None:
-            sys.stderr.write(f"hdp sweep: probing {len(cases)} cases (agent {sender.spec}); "
-                             "Ctrl-C reports what was learned so far\n")
-            sys.stderr.flush()
-
-        result = engine.run(cases, timeout=plan.timeout, icmp=plan.icmp,
-                            progress=progress.update if progress else None, started=announce)
+        batches = probe(cases, targets, start, lambda paths: sender_spec(plan.agent),
+                        listener=None if plan.listener == "auto" else plan.listener,
+                        timeout=plan.timeout, icmp=plan.icmp, started=announce,
+                        progress=progress.update if progress else None)
     finally:
         if progress is not None:
             progress.finish()
         for agent in agents:
             agent.close()
+    sender = agents[0]
+    result = _combined(batches)
     results = [CaseResult(o.case, o, judge(o)) for o in result.observations]
     meta = {"run_id": f"{result.run_id:08x}", "seconds": round(result.seconds, 3),
             "interrupted": result.interrupted, "unaccounted": result.unaccounted,
             "kernel_drops": result.drops, "agent": str(sender.spec),
             "agent_platform": sender.ready.get("platform")}
     return build_report(results, platform=sender.ready.get("platform"), meta=meta), result
+
+
+def _combined(batches: list[BatchResult]) -> BatchResult:
+    """One sender's batch as it is; several (namespace targets) as one result."""
+    if len(batches) == 1:
+        return batches[0]
+    drops: dict[str, int] = {}
+    for batch in batches:
+        drops.update(batch.drops)
+    return BatchResult([o for b in batches for o in b.observations], batches[0].run_id,
+                       any(b.interrupted for b in batches), drops,
+                       sum(b.unaccounted for b in batches), sum(b.seconds for b in batches))
 
 
 def write_report(report: dict[str, Any], fmt: str | None, out: str | None,

@@ -2,79 +2,38 @@
 
 from __future__ import annotations
 
-import ipaddress
 import shutil
 import subprocess
 import sys
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hdp import profile as profiles
+from hdp import target as targets
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.case import Case, Observation
-from hdp.engine import Engine, resolve
-from hdp.errors import HdpError
+from hdp.errors import HdpError, UsageError
 from hdp.host import platform_info
 from hdp.selection import parse_protocols
+from hdp.target import Target
 from hdp.verdict import Verdict, judge
 from pytest_hdp.settings import Settings
-
-LOOPBACK = {4: "127.0.0.1", 6: "::1"}
 
 
 class QuirkObserved(Exception):
     """The known quirk the profile expects was observed: the case xfails with its reason."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """A --hdp-target as planned: what cases call it, where probes go, and who listens."""
-
-    name: str  # Case.target: an address, a host name, or netns:NAME
-    families: tuple[int, ...]
-    path: str  # loopback | network | netns
-    sender: str  # "local" or an agent spec for the namespace
-    listener: str | None  # "same", an agent spec, or None for ICMP-only verdicts
-    addresses: dict[int, str] = field(default_factory=dict)
-
-
 def plan_target(text: str, families: Sequence[int]) -> Target:
-    """Parse one --hdp-target; a host that does not resolve is a usage error."""
-    if text.startswith("netns://"):
-        name = text[len("netns://"):]
-        return Target(f"netns:{name}", tuple(families), "netns", f"netns:{name}", "same",
-                      {f: LOOPBACK[f] for f in families})
-    listener: str | None = None
-    host = text
-    if text.startswith("ssh://"):
-        listener = text
-        host = text[len("ssh://"):].rpartition("@")[2]
-        if host.count(":") == 1 or host.startswith("["):
-            host = host.rpartition(":")[0] if host.rpartition(":")[2].isdigit() else host
-        host = host.strip("[]")
+    """One --hdp-target; a host that does not resolve is a usage error."""
     try:
-        literal = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        literal = None
-    if literal is not None:
-        usable = tuple(f for f in families if f == int(literal.version))
-        loopback = literal.is_loopback
-    else:
-        usable = tuple(f for f in families if resolve(host, f)[0] is not None)
-        if not usable:
-            raise pytest.UsageError(f"--hdp-target: cannot resolve host {host!r} for IPv"
-                                    f"{' or IPv'.join(map(str, families))}: give a host name "
-                                    "that resolves, or an address")
-        loopback = host == "localhost"
-    if listener is None and loopback:
-        listener = "same"
-    path = "loopback" if loopback else "network"
-    return Target(host, usable, path, "local", listener)
+        return targets.plan_target(text, families)
+    except UsageError as exc:
+        raise pytest.UsageError(f"--hdp-target: {exc}") from None
 
 
 @dataclass
@@ -222,38 +181,17 @@ class HdpSession:
         pending = [c for c in dict.fromkeys(self.wanted) if c not in self.results]
         if not pending or self.skip_reason is not None:
             return
-        by_target = {t.name: t for t in self.targets}
-        groups: dict[str, list[Case]] = defaultdict(list)
-        for case in pending:
-            groups[by_target[case.target].sender].append(case)
         try:
-            for sender_key, cases in groups.items():
-                self._run_group(sender_key, cases, by_target)
+            batches = targets.probe(pending, {t.name: t for t in self.targets}, self._start,
+                                    self.local_sender_spec, timeout=self.settings.timeout)
         except AgentError as exc:
             self.skip_reason = f"{exc}; {privilege_fix()}"
-
-    def _run_group(self, sender_key: str, cases: list[Case],
-                   by_target: dict[str, Target]) -> None:
-        if sender_key == "local":
-            spec = self.local_sender_spec({by_target[c.target].path for c in cases})
-        else:
-            spec = AgentSpec.parse(sender_key)
-        sender = self._start(spec)
-        listeners: dict[str, AgentClient | None] = {}
-        for name in {c.target for c in cases}:
-            target = by_target[name]
-            if target.listener == "same":
-                listeners[name] = sender
-            elif target.listener is None:
-                listeners[name] = None
-            else:
-                listeners[name] = self._start(AgentSpec.parse(target.listener))
-        addresses = {t.name: t.addresses for t in by_target.values() if t.addresses}
-        result = Engine(sender, listeners, addresses).run(cases, timeout=self.settings.timeout)
-        self.seconds += result.seconds
-        self.drops.update(result.drops)
-        for observation in result.observations:
-            self.results[observation.case] = (observation, judge(observation))
+            return
+        for result in batches:
+            self.seconds += result.seconds
+            self.drops.update(result.drops)
+            for observation in result.observations:
+                self.results[observation.case] = (observation, judge(observation))
 
     def _start(self, spec: AgentSpec) -> AgentClient:
         agent = AgentClient.start(spec)

@@ -6,13 +6,13 @@ the default. A bad value is a usage error that names the option and the fix.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from hdp.address import literal_address
 from hdp.errors import UsageError
 from hdp.selection import parse_protocols
 
@@ -175,11 +175,8 @@ def check_target(target: str, origin: str) -> None:
     if "://" in target:
         raise pytest.UsageError(f"{origin}: unknown target scheme in {target!r}: give a host, "
                                 "an address, ssh://[user@]host or netns://NAME")
-    try:
-        ipaddress.ip_address(target.strip("[]").split("%")[0])
+    if literal_address(target) is not None:
         return
-    except ValueError:
-        pass
     if not target or any(c.isspace() for c in target) or len(target) > 253:
         raise pytest.UsageError(f"{origin}: invalid target {target!r}: give a host name or an "
                                 "IPv4/IPv6 address")

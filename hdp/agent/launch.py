@@ -76,6 +76,17 @@ class AgentSpec:
         return self.kind if self.where is None else f"{self.kind}:{self.where}"
 
 
+def split_ssh(where: str) -> tuple[str, str | None]:
+    """`[user@]host[:port]` -> (`[user@]host` without brackets, port or None)."""
+    destination, port = where, None
+    host = where.rpartition("@")[2]
+    head, sep, tail = where.rpartition(":")
+    # host:port or [v6]:port; a bare IPv6 address has more than one colon and no port.
+    if sep and tail.isdigit() and (host.startswith("[") or host.count(":") == 1):
+        destination, port = head, tail
+    return destination.replace("[", "").replace("]", ""), port
+
+
 def ssh_command(where: str) -> list[str]:
     """ssh to `[user@]host[:port]` and start the agent there.
 
@@ -83,13 +94,7 @@ def ssh_command(where: str) -> list[str]:
     HDP_REMOTE_PYTHON is the remote command that runs Python with pytest-hdp installed
     (default "python3").
     """
-    destination, port = where, None
-    host = where.rpartition("@")[2]
-    head, sep, tail = where.rpartition(":")
-    # host:port or [v6]:port; a bare IPv6 address has more than one colon and no port.
-    if sep and tail.isdigit() and (host.startswith("[") or host.count(":") == 1):
-        destination, port = head, tail
-    destination = destination.replace("[", "").replace("]", "")
+    destination, port = split_ssh(where)
     command = ["ssh", "-o", "BatchMode=yes", "-T"]
     if port:
         command += ["-p", port]

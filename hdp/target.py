@@ -1,0 +1,96 @@
+"""What a target names, and how its cases are probed: from where, and who listens.
+
+A target is an address or host name (probed from this host; a loopback one is heard by
+the sender's own agent, any other by nobody, so verdicts come from ICMP),
+`ssh://[user@]host[:port]` (an agent there listens), or `netns://NAME` (an agent in the
+namespace probes its own stack). `hdp sweep` and the pytest plugin plan and run targets
+alike through this module.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from hdp.address import LOOPBACK, is_loopback, literal_address
+from hdp.agent.launch import AgentClient, AgentSpec, split_ssh
+from hdp.case import Case
+from hdp.engine import BatchResult, Engine, resolve
+from hdp.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target as planned: the name cases carry, where probes go, and who listens."""
+
+    name: str  # Case.target: an address, a host name, netns:NAME or LAB/HOST
+    families: tuple[int, ...]  # the requested families the target has an address in
+    path: str  # loopback | network | netns | a lab topology
+    sender: str  # "local", or the agent spec that sends from inside (a namespace)
+    listener: str | None  # "same" (the sender's agent), an agent spec, or None: ICMP only
+    addresses: dict[int, str] = field(default_factory=dict)  # where no lookup can tell
+
+
+def plan_target(text: str, families: Sequence[int]) -> Target:
+    """Parse one target; a host name that resolves in none of `families` is an error."""
+    if text.startswith("netns://"):
+        name = text[len("netns://"):]
+        return Target(f"netns:{name}", tuple(families), "netns", f"netns:{name}", "same",
+                      {f: LOOPBACK[f] for f in families})
+    listener: str | None = None
+    host = text
+    if text.startswith("ssh://"):
+        listener = text
+        host = split_ssh(text[len("ssh://"):])[0].rpartition("@")[2]
+    literal = literal_address(host)
+    if literal is not None:
+        usable = tuple(f for f in families if f == int(literal.version))
+        host = host.strip("[]")
+    else:
+        usable = tuple(f for f in families if resolve(host, f)[0] is not None)
+        if not usable:
+            raise UsageError(f"cannot resolve host {host!r} for IPv"
+                             f"{' or IPv'.join(map(str, families))}: give a host name that "
+                             "resolves, or an IPv4/IPv6 address")
+    loopback = is_loopback(host)
+    if listener is None and loopback:
+        listener = "same"
+    return Target(host, usable, "loopback" if loopback else "network", "local", listener)
+
+
+def probe(cases: Sequence[Case], targets: Mapping[str, Target],
+          start: Callable[[AgentSpec], AgentClient],
+          local: Callable[[set[str]], AgentSpec], *, listener: str | None = None,
+          **run: object) -> list[BatchResult]:
+    """Run `cases` through agents, one pipelined batch per sender.
+
+    `start` starts an agent (the caller closes what it started); `local(paths)` says how
+    this host sends; `listener` overrides every target's ("none", "same" or an agent
+    spec); `run` goes to Engine.run (timeout, icmp, progress, started).
+    """
+    groups: dict[str, list[Case]] = defaultdict(list)
+    for case in cases:
+        groups[targets[case.target].sender].append(case)
+    shared: AgentClient | None = None
+    results = []
+    for sender_key, group in groups.items():
+        names = set(dict.fromkeys(c.target for c in group))
+        spec = (local({targets[n].path for n in names}) if sender_key == "local"
+                else AgentSpec.parse(sender_key))
+        sender = start(spec)
+        listeners: dict[str, AgentClient | None] = {}
+        for name in names:
+            choice = targets[name].listener if listener is None else listener
+            if choice in (None, "none"):
+                listeners[name] = None
+            elif choice == "same":
+                listeners[name] = sender
+            elif listener is not None:  # one agent heard every target
+                shared = shared or start(AgentSpec.parse(listener))
+                listeners[name] = shared
+            else:
+                listeners[name] = start(AgentSpec.parse(choice))
+        addresses = {n: targets[n].addresses for n in names if targets[n].addresses}
+        results.append(Engine(sender, listeners, addresses).run(group, **run))  # type: ignore[arg-type]
+    return results
