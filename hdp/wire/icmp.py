@@ -46,7 +46,6 @@ HEADER_LENGTH = 8
 # RFC 4884 section 5.1: with extensions, the quote is padded to at least this many bytes.
 RFC4884_MIN_QUOTE = 128
 _HEAD = struct.Struct("!BBH")
-_IPV4_FIXED = struct.Struct("!BBHHHBBH4s4s")  # the same layout ipv4.decode reads
 _IPV6_FIXED = struct.Struct("!IHBB16s16s")
 
 
@@ -354,31 +353,13 @@ def quoted_probe(msg: IcmpMessage) -> QuotedProbe:
 
 
 def _quoted_v4(quote: bytes) -> QuotedProbe:
-    what = "quoted IPv4 header"
-    if len(quote) < ipv4.MIN_HEADER:
-        raise DecodeError(what, len(quote), f"need {ipv4.MIN_HEADER} bytes, have {len(quote)}")
-    (ver_ihl, tos, total, ident, frag_field, ttl, proto, checksum,
-     src, dst) = _IPV4_FIXED.unpack_from(quote)
-    version, ihl = ver_ihl >> 4, ver_ihl & 0x0F
-    if version != 4:
-        raise DecodeError(what, 0, f"version is {version}, not 4")
-    header_length = ihl * 4
-    if header_length < ipv4.MIN_HEADER:
-        raise DecodeError(what, 0, f"IHL {ihl} is below the minimum of 5")
-    if header_length > len(quote):
-        raise DecodeError(what, ipv4.MIN_HEADER,
-                          f"IHL {ihl} says {header_length} bytes of header, have {len(quote)}")
-    header = IPv4Header(
-        src=IPv4Address(src), dst=IPv4Address(dst), protocol=proto, ttl=ttl,
-        dscp=tos >> 2, ecn=tos & 0b11, identification=ident,
-        flags=frag_field >> 13, fragment_offset=frag_field & 0x1FFF,
-        total_length=total, checksum=checksum,
-        options=quote[ipv4.MIN_HEADER:header_length], version=version,
-    )
+    header = ipv4.decode_header(quote, what="quoted IPv4 header")
+    total, header_length = header.total_length or 0, header.header_length
     # A total length below the header's own is nonsense (a byte-swapped field, say) and
     # says nothing about where the payload ends: keep all that is quoted then.
     end = min(total, len(quote)) if total >= header_length else len(quote)
-    return QuotedProbe(4, header.src, header.dst, proto, ident, None, total,
+    return QuotedProbe(4, header.src, header.dst, header.protocol, header.identification,
+                       None, total,
                        quote[header_length:end], header)
 
 

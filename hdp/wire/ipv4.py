@@ -135,42 +135,50 @@ def verify_header_checksum(header_bytes: bytes) -> bool:
     return internet_checksum(header_bytes) == 0
 
 
-def decode(data: bytes, quirk: RawQuirk = RawQuirk.NONE) -> IPv4Packet:
-    """Parse an IPv4 datagram; `quirk` undoes a raw socket's rewriting of the header."""
+def decode_header(data: bytes, quirk: RawQuirk = RawQuirk.NONE,
+                  what: str = "IPv4 header") -> IPv4Header:
+    """Parse the header alone, whatever follows it (an ICMP error quotes only a part)."""
     data = bytes(data)
     if len(data) < MIN_HEADER:
-        raise DecodeError("IPv4 header", len(data), f"need {MIN_HEADER} bytes, have {len(data)}")
+        raise DecodeError(what, len(data), f"need {MIN_HEADER} bytes, have {len(data)}")
     (ver_ihl, tos, length_field, ident, frag_field, ttl, proto, checksum,
      src, dst) = _FIXED.unpack_from(data)
     version, ihl = ver_ihl >> 4, ver_ihl & 0x0F
     if version != 4:
-        raise DecodeError("IPv4 header", 0, f"version is {version}, not 4")
+        raise DecodeError(what, 0, f"version is {version}, not 4")
     header_length = ihl * 4
     if header_length < MIN_HEADER:
-        raise DecodeError("IPv4 header", 0, f"IHL {ihl} is below the minimum of 5")
+        raise DecodeError(what, 0, f"IHL {ihl} is below the minimum of 5")
     if header_length > len(data):
-        raise DecodeError("IPv4 header", MIN_HEADER,
+        raise DecodeError(what, MIN_HEADER,
                           f"IHL {ihl} says {header_length} bytes of header, have {len(data)}")
     if quirk is RawQuirk.BSD:
         # Host byte order is little-endian on every CPU macOS runs on.
         length_field = int.from_bytes(length_field.to_bytes(2, "big"), "little") + header_length
         frag_field = int.from_bytes(frag_field.to_bytes(2, "big"), "little")
         if length_field > 0xFFFF:
-            raise DecodeError("IPv4 header", 2,
+            raise DecodeError(what, 2,
                               f"host-order total length {length_field - header_length} plus the "
                               f"{header_length}-byte header exceeds 65535")
-    if length_field < header_length:
-        raise DecodeError("IPv4 header", 2,
-                          f"total length {length_field} is shorter than the header "
-                          f"({header_length})")
-    if length_field > len(data):
-        raise DecodeError("IPv4 datagram", len(data),
-                          f"total length says {length_field} bytes, have {len(data)}")
-    header = IPv4Header(
+    return IPv4Header(
         src=IPv4Address(src), dst=IPv4Address(dst), protocol=proto, ttl=ttl,
         dscp=tos >> 2, ecn=tos & 0b11, identification=ident,
         flags=frag_field >> 13, fragment_offset=frag_field & 0x1FFF,
         total_length=length_field, checksum=checksum,
         options=data[MIN_HEADER:header_length], version=version,
     )
-    return IPv4Packet(header, data[header_length:length_field])
+
+
+def decode(data: bytes, quirk: RawQuirk = RawQuirk.NONE) -> IPv4Packet:
+    """Parse an IPv4 datagram; `quirk` undoes a raw socket's rewriting of the header."""
+    data = bytes(data)
+    header = decode_header(data, quirk)
+    total, header_length = header.total_length or 0, header.header_length
+    if total < header_length:
+        raise DecodeError("IPv4 header", 2,
+                          f"total length {total} is shorter than the header "
+                          f"({header_length})")
+    if total > len(data):
+        raise DecodeError("IPv4 datagram", len(data),
+                          f"total length says {total} bytes, have {len(data)}")
+    return IPv4Packet(header, data[header_length:total])
