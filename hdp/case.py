@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -82,4 +82,3 @@ class Observation:
     listened: bool = True  # False: no listener on the target, verdicts come from ICMP
     failure_stage: str | None = None  # "send" / "listen": an agent failed, not the OS
     note: str | None = None  # e.g. "interrupted", "sender agent exited (code -9)"
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -10,8 +10,6 @@ from hdp.wire import hdp as hdp_wire
 from hdp.wire import udp
 from hdp.wire.hdp import Carrier, HDPHeader, ProbeTag
 
-UDP_PORT = 420  # the original experiment's HDP port, reused for the UDP baseline
-
 
 class PayloadKind(str, enum.Enum):
     HDP = "hdp"

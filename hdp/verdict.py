@@ -7,7 +7,14 @@ import ipaddress
 from dataclasses import dataclass
 
 from hdp.case import Delivery, IcmpReport, Observation
-from hdp.wire.icmp import ICMP6_PROHIBITED_CODES
+from hdp.wire.icmp import (
+    ICMP4_PROHIBITED_CODES,
+    ICMP6_PROHIBITED_CODES,
+    Icmp4Type,
+    Icmp4Unreach,
+    Icmp6ParamProblem,
+    Icmp6Type,
+)
 
 
 class Outcome(str, enum.Enum):
@@ -34,25 +41,27 @@ class Verdict:
     inferred: bool = False  # from ICMP alone, no listener on the target
 
 
-# ICMP (type, code) -> outcome. IPv4: RFC 792 / 1812; IPv6: RFC 4443.
-_ICMP4 = {(3, 2): Outcome.UNREACHABLE, (3, 3): Outcome.UNREACHABLE,
-          (3, 4): Outcome.TOO_BIG, (3, 9): Outcome.PROHIBITED, (3, 10): Outcome.PROHIBITED,
-          (3, 13): Outcome.PROHIBITED}
-_ICMP6 = {(1, code): Outcome.PROHIBITED for code in ICMP6_PROHIBITED_CODES} | {
-    (4, 1): Outcome.UNREACHABLE}
-
-
 def icmp_outcome(report: IcmpReport) -> Outcome | None:
-    """What an ICMP error says about a probe, or None if it says nothing we classify."""
+    """What an ICMP error says about a probe (RFC 792/1812, RFC 4443), or None if it says
+    nothing we classify: any destination unreachable is unreachable, unless the codec's
+    codes say a firewall spoke or the packet was too big."""
     if report.family == 4:
-        if report.type == 3:
-            return _ICMP4.get((report.type, report.code), Outcome.UNREACHABLE)
-        return None
-    if report.type == 2:
+        if report.type != Icmp4Type.DEST_UNREACH:
+            return None
+        if report.code == Icmp4Unreach.FRAG_NEEDED:
+            return Outcome.TOO_BIG
+        if report.code in ICMP4_PROHIBITED_CODES:
+            return Outcome.PROHIBITED
+        return Outcome.UNREACHABLE
+    if report.type == Icmp6Type.PACKET_TOO_BIG:
         return Outcome.TOO_BIG
-    if report.type == 1:
-        return _ICMP6.get((report.type, report.code), Outcome.UNREACHABLE)
-    return _ICMP6.get((report.type, report.code))
+    if report.type == Icmp6Type.DEST_UNREACH:
+        return (Outcome.PROHIBITED if report.code in ICMP6_PROHIBITED_CODES
+                else Outcome.UNREACHABLE)
+    if (report.type, report.code) == (Icmp6Type.PARAM_PROBLEM,
+                                      Icmp6ParamProblem.UNRECOGNIZED_NEXT_HEADER):
+        return Outcome.UNREACHABLE
+    return None
 
 
 def changes_of(observation: Observation, delivery: Delivery) -> tuple[str, ...]:
