@@ -12,6 +12,10 @@ PROBE = "253"  # RFC 3692's experimental number: nothing on the path has a reaso
 
 
 def _delivered(hdp_result):
+    if hdp_result.expected_outcome != "delivered":
+        # The path's profile expects a change (a NAT rewrites the source): that known
+        # quirk is the test's xfail, and transparency is judged where delivery is expected.
+        hdp_result.check()
     if hdp_result.verdict.outcome not in (Outcome.DELIVERED, Outcome.ALTERED):
         pytest.skip(f"{hdp_result.case.id} did not arrive ({hdp_result.verdict.outcome.value}): "
                     "path transparency needs a delivery; see test_delivery")

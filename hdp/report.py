@@ -25,7 +25,8 @@ _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 _ARRIVED = frozenset({Outcome.DELIVERED.value, Outcome.ALTERED.value})
 _LOCAL_REFUSALS = frozenset({Outcome.SOCKET_ERROR.value, Outcome.SEND_ERROR.value})
 # A change that has a value in the entry is shown with it: "altered (protocol: 3)".
-_CHANGE_VALUES = {"protocol": "wire_protocol", "src": "source", "length": "bytes_received"}
+_CHANGE_VALUES = {"protocol": "wire_protocol", "src": "source", "length": "bytes_received",
+                  "src-not-translated": "source"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class CaseResult:
     expected: str | None = None  # an Outcome value from a profile; None = no profile said
     verdict_label: str | None = None  # pass | fail | xfail | xpass; None = not judged
 
+    # Where the probe was sent from when that is a chosen vantage point (an xdist worker
+    # inside lab host `nat/client1`, or HDP_VANTAGE); None: the target's usual sender.
+    vantage: str | None = None
     def __post_init__(self) -> None:
         if self.expected is not None:
             Outcome(self.expected)  # raises ValueError naming the bad value
@@ -51,7 +55,7 @@ def case_entry(result: CaseResult) -> dict[str, Any]:
     case, observation, verdict = result.case, result.observation, result.verdict
     first = observation.deliveries[0] if observation.deliveries else None
     icmp = verdict.icmp
-    return {
+    entry: dict[str, Any] = {
         "target": case.target, "path": case.path, "family": case.family,
         "protocol": case.protocol, "payload": case.payload, "size": case.size,
         "outcome": verdict.outcome.value, "errno": verdict.errno,
@@ -71,6 +75,9 @@ def case_entry(result: CaseResult) -> dict[str, Any]:
         "note": observation.note,
     }
 
+    if result.vantage is not None:  # absent, not null: reports without vantage points keep
+        entry["vantage"] = result.vantage  # the fields they always had
+    return entry
 
 def _rounded(value: float | None) -> float | None:
     # NaN/inf are not JSON; a latency that is not a number is no latency.
@@ -99,9 +106,21 @@ def report_of_entries(entries: Iterable[dict[str, Any]], *,
 
 
 def _sort_key(entry: dict[str, Any]) -> tuple[Any, ...]:
-    # DESIGN's order, then everything else, so that the order is total (duplicate cases too).
-    return (entry["target"], entry["family"], entry["protocol"], entry["payload"],
-            entry["size"], entry["path"], json.dumps(entry, sort_keys=True))
+    # DESIGN's order, each target's vantage points apart (none first), then everything
+    # else, so that the order is total (duplicate cases too).
+    return (entry["target"], _vantage_key(entry), entry["family"], entry["protocol"],
+            entry["payload"], entry["size"], entry["path"], json.dumps(entry, sort_keys=True))
+
+
+def _vantage_key(entry: dict[str, Any]) -> tuple[int, str]:
+    vantage = entry.get("vantage")
+    return (0, "") if vantage is None else (1, str(vantage))
+
+
+def _from(entry: dict[str, Any]) -> str:
+    """` from nat/client1` for a case probed from a vantage point, else nothing."""
+    vantage = entry.get("vantage")
+    return "" if vantage is None else f" from {vantage}"
 
 
 def dumps(report: dict[str, Any]) -> str:
@@ -159,6 +178,7 @@ _OPTIONAL: dict[str, _Check] = {
     "icmp": (_optional(_is_icmp), 'null or {"type": int, "code": int, "from", "mtu"}'),
     "note": (_optional(_is_str), "a string or null"),
 }
+    "vantage": (_optional(_is_str), "a string or null"),
 
 
 def loads(text: str, source: str = "<report>") -> dict[str, Any]:
@@ -261,17 +281,20 @@ def summarize(report: dict[str, Any]) -> list[str]:
     by_size = len({entry.get("size") for entry in cases}) > 1
     sections: dict[tuple[Any, ...], dict[str, list[int]]] = {}
     for entry in cases:
-        key: tuple[Any, ...] = (entry["target"], entry["family"], entry["payload"])
+        key: tuple[Any, ...] = (entry["target"], _vantage_key(entry), entry["family"],
+                                entry["payload"])
         if by_size:
             key += (_sortable(entry.get("size")),)
         groups = sections.setdefault(key, {})
         groups.setdefault(outcome_label(entry), []).append(entry["protocol"])
     lines = []
     for key in sorted(sections):
-        target, family, payload = key[:3]
+        target, vantage, family, payload = key[:4]
         name = f"{target} {_family(family)} {payload}"
         if by_size:
-            name += f" size {_cell(key[3][1])}"
+        if vantage[0]:
+            name += f" from {vantage[1]}"
+            name += f" size {_cell(key[4][1])}"
         groups = sections[key]
         order = sorted(groups, key=lambda label: (min(groups[label]), label))
         folded = "; ".join(f"{fold_ranges(groups[label])} {label}" for label in order)
@@ -365,15 +388,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         header.insert(1, "Size")
     if judged:
         header += ["Expected", "Verdict"]
-    sections: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
+    sections: dict[tuple[str, tuple[int, str], int, str, str], list[dict[str, Any]]] = {}
     for entry in cases:
-        key = (entry["target"], entry["family"], entry["payload"], entry["path"])
+        key = (entry["target"], _vantage_key(entry), entry["family"], entry["payload"],
+               entry["path"])
         sections.setdefault(key, []).append(entry)
-    for (target, family, payload, path) in sorted(sections):
-        lines += ["", f"## {_md(target)} ({_md(path)}), {_family(family)}, payload {_md(payload)}",
+    for key in sorted(sections):
+        target, _, family, payload, path = key
+        where = f"{_md(target)} ({_md(path)}){_md(_from(sections[key][0]))}"
+        lines += ["", f"## {where}, {_family(family)}, payload {_md(payload)}",
                   "", _row(header), _row("---:" if name in _RIGHT else "---" for name in header)]
-        rows = sorted(sections[(target, family, payload, path)],
-                      key=lambda e: (e["protocol"], _sortable(e.get("size"))))
+        rows = sorted(sections[key], key=lambda e: (e["protocol"], _sortable(e.get("size"))))
         lines += [_row(_cells(entry, sized, judged)) for entry in rows]
     return "\n".join(lines) + "\n"
 

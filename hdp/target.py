@@ -30,6 +30,9 @@ class Target:
     sender: str  # "local", or the agent spec that sends from inside (a namespace)
     listener: str | None  # "same" (the sender's agent), an agent spec, or None: ICMP only
     addresses: dict[int, str] = field(default_factory=dict)  # where no lookup can tell
+    # The source a NAT on the way gives probes, per family (a lab knows its masquerading
+    # router): a delivery that still carries the sender's own address leaked it.
+    nat_source: dict[int, str] = field(default_factory=dict)
 
 
 def plan_target(text: str, families: Sequence[int]) -> Target:

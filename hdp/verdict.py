@@ -29,11 +29,15 @@ class Outcome(str, enum.Enum):
     LISTEN_ERROR = "listen-error"
 
 
+SRC_NOT_TRANSLATED = "src-not-translated"
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
     errno: str | None = None
-    changes: tuple[str, ...] = ()  # src, dst, protocol, dscp, ecn, length, payload
+    # src, dst, protocol, dscp, ecn, length, payload; src-not-translated (see changes_of)
+    changes: tuple[str, ...] = ()
     wire_protocol: int | None = None
     hops: int | None = None
     latency_us: float | None = None
@@ -64,12 +68,22 @@ def icmp_outcome(report: IcmpReport) -> Outcome | None:
     return None
 
 
-def changes_of(observation: Observation, delivery: Delivery) -> tuple[str, ...]:
-    """How a delivery differs from what was sent, beyond normal forwarding."""
+def changes_of(observation: Observation, delivery: Delivery,
+               nat_source: str | None = None) -> tuple[str, ...]:
+    """How a delivery differs from what was sent, beyond normal forwarding.
+
+    `nat_source` is the address a NAT on the path should have put in the source (a lab
+    knows its masquerading router). A delivery that crossed it still carrying another
+    source, normally the sender's own private address, is the private-address leak:
+    change `src-not-translated`, so the case is `altered` -- on a NAT path, an untouched
+    source is not normal forwarding. A translated source stays change `src`.
+    """
     case = observation.case
     found = []
     if observation.sent_src is not None and not _same_address(delivery.src, observation.sent_src):
         found.append("src")
+    elif nat_source is not None and not _same_address(delivery.src, nat_source):
+        found.append(SRC_NOT_TRANSLATED)
     if delivery.dst is not None and _is_address(case.target) \
             and not _same_address(delivery.dst, case.target):
         found.append("dst")
@@ -101,15 +115,16 @@ def _is_address(text: str) -> bool:
     return True
 
 
-def judge(observation: Observation) -> Verdict:
-    """The single Outcome of a case; every observation has exactly one."""
+def judge(observation: Observation, *, nat_source: str | None = None) -> Verdict:
+    """The single Outcome of a case; every observation has exactly one. `nat_source`: the
+    source a NAT on the path should give the probe (see changes_of)."""
     if observation.socket_errno:
         return Verdict(Outcome.SOCKET_ERROR, errno=observation.socket_errno)
     if observation.send_errno or observation.failure_stage == "send":
         return Verdict(Outcome.SEND_ERROR, errno=observation.send_errno)
     if observation.deliveries:
         delivery = observation.deliveries[0]
-        changes = changes_of(observation, delivery)
+        changes = changes_of(observation, delivery, nat_source)
         hops = None if delivery.ttl is None else observation.sent_ttl - delivery.ttl
         return Verdict(Outcome.ALTERED if changes else Outcome.DELIVERED, changes=changes,
                        wire_protocol=delivery.wire_protocol, hops=hops,

@@ -68,6 +68,24 @@ def auto_lab(config: pytest.Config) -> Any:
     """The routed lab where this machine can build one, for this process and taken down
     with it; otherwise None, and the summary says why the run fell back to loopback.
     Only a process that collected hdp cases asks (each xdist worker its own lab)."""
+    _export_lab_token(config, lab.token)
+
+
+def _export_lab_token(config: pytest.Config, token: str) -> None:
+    """Tell `hdp lab python HOST`, which execnet starts for `--tx popen//python=...`
+    workers, which lab is the session's; the variable goes when the lab does."""
+    from hdp.lab.vantage import LAB_TOKEN_ENV
+
+    before = os.environ.get(LAB_TOKEN_ENV)
+    os.environ[LAB_TOKEN_ENV] = token
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(LAB_TOKEN_ENV, None)
+        else:
+            os.environ[LAB_TOKEN_ENV] = before
+
+    config.add_cleanup(restore)
     import sys
 
     from hdp.lab import LabError, start_lab

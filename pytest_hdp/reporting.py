@@ -34,7 +34,8 @@ def verdict_label(report: pytest.TestReport) -> str:
 def entry(result: HdpResult, report: pytest.TestReport) -> dict[str, Any]:
     data = case_entry(CaseResult(result.case, result.observation, result.verdict,
                                  expected=result.expectation.outcome,
-                                 verdict_label=verdict_label(report)))
+                                 verdict_label=verdict_label(report),
+                                 vantage=result.vantage))
     # The quirk report compares platforms, not moments: it leaves out timing, so the same
     # run gives the same report whether one process or several (xdist) probed it.
     data["latency_us"] = None
@@ -134,3 +135,6 @@ def terminal_summary(session: HdpSession, terminal: Any) -> None:
         terminal.write_line(f"wrote {path}")
     for warning in session.warnings:
         terminal.write_line(f"hdp: {warning}", yellow=True)
+    vantages = sorted({e["vantage"] for e in report["cases"] if e.get("vantage")})
+    if vantages:
+        terminal.write_line("vantage points: " + ", ".join(vantages))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from hdp.selection import parse_protocols
 from hdp.target import Target
 from hdp.verdict import Verdict, judge
 from pytest_hdp.settings import Settings
+
+VANTAGE_ENV = "HDP_VANTAGE"  # names this process's vantage point, e.g. on an ssh worker
 
 
 class QuirkObserved(Exception):
@@ -44,6 +47,7 @@ class HdpResult:
     observation: Observation
     verdict: Verdict
     expectation: profiles.Expectation
+    vantage: str | None = None  # where this process probes from, when it is a vantage point
 
     @property
     def expected_outcome(self) -> str:
@@ -69,6 +73,7 @@ class HdpSession:
         self.config = config
         self.settings = settings
         self.lab: Any = None  # an hdp.lab.Lab when --hdp-lab brought one up or we attach to it
+        self.vantage: str | None = None  # see _plan_targets
         self.targets = self._plan_targets()
         self._auto_profiles: dict[str, profiles.Profile | None] = {}
         self.profile = self._load_profile()
@@ -86,6 +91,9 @@ class HdpSession:
     # -- planning -------------------------------------------------------------------
 
     def _plan_targets(self) -> list[Target]:
+        """The targets, and the vantage point: a process inside one of the lab's hosts
+        (an xdist worker started by `hdp lab python HOST`) probes the lab's servers from
+        that host; otherwise $HDP_VANTAGE, if set, names where this process stands."""
         settings = self.settings
         lab = lab_of(self.config)
         if lab is None and settings.lab == "auto":
@@ -94,9 +102,13 @@ class HdpSession:
             lab = auto_lab(self.config)
         targets = [] if lab is not None and not settings.targets_given else \
             [plan_target(t, settings.families) for t in settings.targets]
+        self.vantage = os.environ.get(VANTAGE_ENV) or None
         if lab is not None:
             self.lab = lab
-            targets += lab_targets(lab, settings.families)
+            host = lab.host_of_this_process()
+            if host is not None:
+                self.vantage = f"{lab.topology.name}/{host}"
+            targets += lab_targets(lab, settings.families, vantage=host)
         return targets
 
 
@@ -174,7 +186,7 @@ class HdpSession:
         if self.skip_reason is not None:
             pytest.skip(self.skip_reason)
         observation, verdict = self.results[case]
-        return HdpResult(case, observation, verdict, self.expectation(case))
+        return HdpResult(case, observation, verdict, self.expectation(case), self.vantage)
 
     def _run_batch(self) -> None:
         """Probe every case this process collected, in one pipelined batch per sender."""
@@ -187,11 +199,14 @@ class HdpSession:
         except AgentError as exc:
             self.skip_reason = f"{exc}; {privilege_fix()}"
             return
+        planned = {t.name: t for t in self.targets}
         for result in batches:
             self.seconds += result.seconds
             self.drops.update(result.drops)
             for observation in result.observations:
-                self.results[observation.case] = (observation, judge(observation))
+                case = observation.case
+                nat_source = planned[case.target].nat_source.get(case.family)
+                self.results[case] = (observation, judge(observation, nat_source=nat_source))
 
     def _start(self, spec: AgentSpec) -> AgentClient:
         agent = AgentClient.start(spec)
@@ -235,16 +250,21 @@ def lab_of(config: pytest.Config) -> Any:
     return getattr(config, "_hdp_lab", None)
 
 
-def lab_targets(lab: Any, families: Sequence[int]) -> list[Target]:
-    """Each server of the lab, probed from its first client: agents inside the namespaces."""
+def lab_targets(lab: Any, families: Sequence[int], vantage: str | None = None) -> list[Target]:
+    """Each server of the lab, probed from its first client through an agent inside its
+    namespace, or from `vantage`, the lab host this process itself runs in. A server
+    behind a NAT expects the NAT's address as the source of what arrives."""
     topology = lab.topology
-    client = topology.clients[0]
+    client = topology.clients[0] if vantage is None else vantage
     usable = tuple(f for f in families if f == 4 or topology.ipv6)
     targets = []
     for server in topology.servers:
         addresses = {f: lab.address(server, f, toward=client) for f in usable}
+        nat_source = {f: source for f in usable
+                      if (source := lab.translated_source(client, server, f)) is not None}
         targets.append(Target(f"{topology.name}/{server}", usable, topology.name,
-                              lab.agent(client), lab.agent(server), addresses))
+                              lab.agent(client) if vantage is None else "local",
+                              lab.agent(server), addresses, nat_source))
     return targets
 
 

@@ -31,6 +31,13 @@ def add_lab_parser(commands: Any) -> argparse.ArgumentParser:
     down.add_argument("name", nargs="?", metavar="NAME|TOKEN", help="a topology name or token")
     down.add_argument("--all", action="store_true",
                       help="remove every lab (hdp-<token>-*), also those of crashed runs")
+    python = actions.add_parser(
+        "python", help="run Python inside a lab host (an xdist worker's vantage point)",
+        description="Run this Python inside HOST's namespace of a running lab: the lab the "
+                    "pytest controller brought up ($HDP_LAB_TOKEN), or the only one up. "
+                    "For pytest-xdist: --tx 'popen//python=hdp lab python HOST'.")
+    python.add_argument("host", metavar="[LAB/|TOKEN/]HOST", help="a host of the lab")
+    python.add_argument("args", nargs=argparse.REMAINDER, help="arguments for Python")
     return lab
 
 
@@ -42,6 +49,10 @@ def command_lab(args: Any, stdout: TextIO) -> int:
     elif args.lab_command == "up":
         lab = start_lab(args.name, keep=True)
         describe(lab, stdout)
+    elif args.lab_command == "python":
+        from hdp.lab.vantage import exec_python
+
+        exec_python(args.host, args.args)
     elif args.lab_command == "down":
         if args.all == bool(args.name):
             raise UsageError("give a lab NAME or TOKEN, or --all (not both)")

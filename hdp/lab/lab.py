@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import secrets
@@ -95,6 +96,30 @@ class Lab:
         else:
             link = routing.shared_link(self.topology, host, self.path(host, toward)[1])
         return addresses.host_address(link, self.topology.position(host, link), family)
+
+    def translated_source(self, sender: str, receiver: str, family: int) -> str | None:
+        """The source address a packet from `sender` should carry at `receiver`: the
+        address of the last router on the way whose nftables rewrites the source (the
+        topology's masquerade or snat) on its interface toward `receiver`; None where no
+        router translates, and the sender's own address is what should arrive."""
+        path = self.path(sender, receiver)
+        translated = None
+        for host, following in itertools.pairwise(path):
+            if not self.topology.forwards(host):
+                continue
+            link = routing.shared_link(self.topology, host, following)
+            interface = self.topology.interface(host, link)
+            if any(rule in (None, interface)
+                   for rule in self.topology.source_nat(host, family)):
+                translated = addresses.host_address(
+                    link, self.topology.position(host, link), family)
+        return translated
+
+    def host_of_this_process(self) -> str | None:
+        """The host whose namespace this process is in (an xdist worker started with
+        `hdp lab python HOST`), by the namespace's identity, not by any name it was told."""
+        return netns.host_of_current_namespace(
+            {self.namespace(host): host for host in self.topology.hosts})
 
     def interfaces(self, host: str) -> list[tuple[str, int, list[str]]]:
         """(interface, link, addresses with prefix) for each of `host`'s links."""

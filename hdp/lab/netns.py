@@ -21,6 +21,7 @@ PREFIX = "hdp-"
 # hdp-<token>-<host>, token 6 hex digits: what stop_all() may remove.
 LAB_NAMESPACE = re.compile(r"hdp-([0-9a-f]{6})-[a-z0-9-]+")
 TIMEOUT = 20.0
+NETNS_DIR = "/run/netns"  # where `ip netns add` keeps the names
 
 
 def run(argv: list[str], input: str | None = None) -> str:
@@ -62,6 +63,23 @@ def lab_namespaces(token: str | None = None) -> list[str]:
         if match and (token is None or match.group(1) == token):
             found.append(name)
     return found
+
+
+def host_of_current_namespace(candidates: dict[str, str]) -> str | None:
+    """The value of the namespace in `candidates` (name -> value) this process is in:
+    /proc/self/ns/net and /run/netns/NAME are the same nsfs inode when it is."""
+    try:
+        here = os.stat("/proc/self/ns/net")
+    except OSError:
+        return None
+    for name, value in candidates.items():
+        try:
+            there = os.stat(f"{NETNS_DIR}/{name}")
+        except OSError:
+            continue
+        if (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino):
+            return value
+    return None
 
 
 def add_namespace(namespace: str) -> None:

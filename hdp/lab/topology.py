@@ -21,6 +21,11 @@ _DELAY = re.compile(r"[0-9]+(\.[0-9]+)?(us|ms|s)")
 _LOSS = re.compile(r"[0-9]+(\.[0-9]+)?%")
 _TOP_KEYS = {"lab", "description", "hosts", "links", "nftables", "ipv6"}
 _LINK_KEYS = {"ends", "mtu", "delay", "loss"}
+# `table ip|ip6|inet NAME {`, and a masquerade / snat statement with the oifname it names.
+_TABLE = re.compile(r"^\s*table\s+(ip|ip6|inet)\s+\S+", re.MULTILINE)
+_SOURCE_NAT = re.compile(r"\b(masquerade|snat)\b")
+_OIFNAME = re.compile(r'\boifname\s+"?([A-Za-z0-9_.-]+)"?')
+_TABLE_FAMILIES = {"ip": (4,), "ip6": (6,), "inet": (4, 6)}
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,26 @@ class Topology:
             if spec.index == link:
                 return f"eth{number}"
         raise LabError(f"lab {self.name}: host {host} is not on link {link}")
+
+    def source_nat(self, host: str, family: int) -> list[str | None]:
+        """The interfaces on which `host`'s nftables ruleset rewrites the source of
+        `family` packets (masquerade or snat); None for a rule that names no oifname.
+
+        Read from the ruleset text, one statement a line, as the topologies write it: it
+        tells the verdict which source a delivery across this host should carry.
+        """
+        text = self.nftables.get(host, "")
+        tables = list(_TABLE.finditer(text))
+        found: list[str | None] = []
+        for number, table in enumerate(tables):
+            if family not in _TABLE_FAMILIES[table.group(1)]:
+                continue
+            end = tables[number + 1].start() if number + 1 < len(tables) else len(text)
+            for line in text[table.end():end].splitlines():
+                if _SOURCE_NAT.search(line.split("#", 1)[0]):
+                    oifname = _OIFNAME.search(line)
+                    found.append(oifname.group(1) if oifname else None)
+        return found
 
     def position(self, host: str, link: int) -> int:
         """`host`'s place (1-based) among the ends of link `link`: its host address."""

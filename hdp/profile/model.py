@@ -14,7 +14,7 @@ from hdp.selection import fold_ranges
 from hdp.verdict import Outcome
 
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
-CHANGES = ("src", "dst", "protocol", "dscp", "ecn", "length", "payload")
+CHANGES = ("src", "dst", "protocol", "dscp", "ecn", "length", "payload", "src-not-translated")
 PAYLOADS = ("hdp", "udp", "raw")
 FAMILIES = (4, 6)
 TOP_KEYS = ("profile", "applies", "source", "recorded", "rules")

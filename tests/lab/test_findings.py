@@ -34,12 +34,16 @@ def agents() -> Iterator[Callable[[Lab, str], AgentClient]]:
 
 
 def _probe(lab: Lab, sender: AgentClient, listener: AgentClient, case: Case,
-           server: str = "server") -> tuple[Verdict, object]:
-    address = lab.address(server, case.family, toward=lab.topology.clients[0])
+           server: str = "server", client: str | None = None) -> tuple[Verdict, object]:
+    """One case from `client` (default: the first) to `server`, judged with the source a
+    NAT on the way should give it, as the plugin judges lab paths."""
+    client = client or lab.topology.clients[0]
+    address = lab.address(server, case.family, toward=client)
     result = Engine(sender, {case.target: listener}, {case.target: {case.family: address}}
                     ).run([case], timeout=1.0)
     observation = result.observations[0]
-    return judge(observation), observation
+    nat_source = lab.translated_source(client, server, case.family)
+    return judge(observation, nat_source=nat_source), observation
 
 
 def test_hop_count_across_the_router(lab, agents):
@@ -103,9 +107,15 @@ def test_nat_rewrites_the_source_and_a_second_client_is_dropped(lab, agents):
 
 def test_nat_leaks_the_private_source_of_an_invalid_udp_body(lab, agents):
     """Protocol 17 carrying HDP bytes: conntrack finds it invalid, masquerade skips it,
-    and the server sees the client's private address."""
+    and the server sees the client's private address: a finding, not a delivery."""
     nat = lab("nat")
     server, client = agents(nat, "server"), agents(nat, "client1")
     verdict, observation = _probe(nat, client, server, Case("srv", 4, 17, path="nat"))
-    assert verdict.outcome is Outcome.DELIVERED
+    assert verdict.outcome is Outcome.ALTERED and verdict.changes == ("src-not-translated",)
     assert observation.deliveries[0].src == nat.address("client1", 4)
+    # Without knowing the path translates, the same observation is an intact delivery.
+    assert judge(observation).outcome is Outcome.DELIVERED
+    # IPv6 is routed, not translated: the client's own address is no leak there.
+    verdict, observation = _probe(nat, client, server, Case("srv", 6, 17, path="nat"))
+    assert verdict.outcome is Outcome.DELIVERED
+    assert observation.deliveries[0].src == nat.address("client1", 6)
