@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -80,7 +80,8 @@ def add_options(parser: pytest.Parser) -> None:
         group.addoption(f"--{option.name}", dest=option.dest, metavar="VALUE",
                         action="append" if option.multiple else "store", default=None,
                         help=f"{option.help} [env {option.env}, ini {option.dest}]")
-        parser.addini(option.dest, option.help, type="linelist" if option.multiple else "string",
+        kind: Literal["linelist", "string"] = "linelist" if option.multiple else "string"
+        parser.addini(option.dest, option.help, type=kind,
                       default=[] if option.multiple else option.default)
 
 
