@@ -14,6 +14,7 @@ from typing import Any
 
 from hdp import rawsock
 from hdp.agent import protocol
+from hdp.agent.socket_ops import SocketOps
 from hdp.arrival import Arrival, decode_arrival
 from hdp.errors import PrivilegeError
 from hdp.host import platform_info
@@ -90,6 +91,11 @@ class Agent:
             "listen": self._listen, "icmp": self._icmp, "send": self._send,
             "stats": self._stats, "close": self._close, "shutdown": self._shutdown,
         }
+        self.ops = SocketOps(self.emit, self._watch, self.selector.unregister)
+        self._handlers.update(self.ops.handlers())
+
+    def _watch(self, source: Any, callback: Callable[[], object]) -> None:
+        self.selector.register(source, selectors.EVENT_READ, callback)
 
     def emit(self, event: dict[str, Any]) -> None:
         data = protocol.encode(event)
@@ -113,12 +119,22 @@ class Agent:
                     if key.data is None:
                         self._read_requests()
                     else:
-                        key.data()
+                        self._serve_source(key)
                     if not self.running:
                         break
         finally:
             self._close_all()
+            self.ops.close()
             self.selector.close()
+
+    def _serve_source(self, key: selectors.SelectorKey) -> None:
+        """One readable socket; one that fails is dropped, the agent and its peers go on."""
+        try:
+            key.data()
+        except OSError as exc:
+            self.selector.unregister(key.fileobj)
+            self.emit({"event": "error", "id": None,
+                       "message": f"dropped a socket that failed: {type(exc).__name__}: {exc}"})
 
     def _read_requests(self) -> None:
         chunk = os.read(self.in_fd, 1 << 16)

@@ -1,0 +1,169 @@
+"""One end of a path as the chapter tests use it: typed calls on a host's agent.
+
+Each method is one request of hdp.agent.socket_ops and waits for its answer; events of
+other requests (arrivals of a sweep sharing the agent) are set aside, not lost.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdp.agent.launch import AgentClient, AgentError
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A UDP socket on the endpoint, or why the OS refused it (`stage`: socket/bind/...)."""
+
+    ok: bool
+    handle: int | None
+    address: str | None
+    port: int | None
+    errno: str | None
+    stage: str | None
+
+
+@dataclass(frozen=True)
+class Datagram:
+    handle: int
+    length: int
+    truncated: bool
+    src: str
+    port: int
+    digest: str
+    head: bytes
+
+
+@dataclass
+class CaptureResult:
+    packets: list[tuple[int, bytes]] = field(default_factory=list)  # (time_ns, IP packet)
+    directions: list[str] = field(default_factory=list)  # host, outgoing, ... per packet
+    dropped: int = 0
+
+    def pcap(self) -> bytes:
+        """The packets as a pcap file (LINKTYPE_RAW) that Wireshark and tshark open."""
+        from hdp.pcap import PcapRecord, encode_pcap
+
+        return encode_pcap([PcapRecord(t, data, len(data)) for t, data in self.packets])
+
+
+class Endpoint:
+    """A host's agent, driven one request at a time."""
+
+    def __init__(self, agent: AgentClient, name: str) -> None:
+        self.agent = agent
+        self.name = name  # e.g. "routed/server" or "127.0.0.1"
+        self.aside: list[dict[str, Any]] = []
+
+    def call(self, op: str, *, answer_within: float = 15.0, **fields: Any) -> dict[str, Any]:
+        """Send one request and return its answer; an error answer is an AgentError."""
+        ident = self.agent.request(op, **fields)
+        deadline = time.monotonic() + answer_within
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                _, event = self.agent.events.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if event.get("event") == "exit":
+                raise AgentError(f"agent {self.agent.spec} exited{self.agent.stderr_note()}")
+            if event.get("id") != ident:
+                self.aside.append(event)
+                del self.aside[:-1000]  # bounded: only the latest matter to anyone
+                continue
+            if event.get("event") == "error":
+                raise AgentError(f"agent {self.agent.spec}: {event.get('message')}")
+            return event
+        raise AgentError(f"agent {self.agent.spec} did not answer {op!r} within {answer_within:g} s"
+                         f"{self.agent.stderr_note()}")
+
+    # -- UDP sockets -------------------------------------------------------------------
+
+    def open_udp(self, family: int, *, protocol: int = 17, bind: str | None = None,
+                 port: int = 0, **options: Any) -> Opened:
+        """A UDP (17) or UDP-Lite (136) socket; options: reuseaddr, v6only, connect=(host,
+        port), rcvbuf, sndbuf, pmtudisc (do/dont/want), send_cscov, recv_cscov."""
+        answer = self.call("udp-open", family=family, protocol=protocol, bind=bind, port=port,
+                           **{k: v for k, v in options.items() if v is not None})
+        return Opened(bool(answer["ok"]), answer.get("handle"), answer.get("address"),
+                      answer.get("port"), answer.get("errno"), answer.get("stage"))
+
+    def send(self, handle: int, size: int = 0, *, dst: str | None = None,
+             port: int | None = None, data: bytes | None = None,
+             seed: int = 0) -> dict[str, Any]:
+        fields: dict[str, Any] = {"handle": handle, "size": size, "seed": seed}
+        if dst is not None:
+            fields.update(dst=dst, port=port)
+        if data is not None:
+            fields["data"] = data.hex()
+        return self.call("udp-send", **fields)
+
+    def receive(self, handles: int | list[int], *, count: int = 1, timeout: float = 1.0,
+                bufsize: int | None = None, until: bytes | None = None) -> list[Datagram]:
+        """Up to `count` datagrams within `timeout` (bounded by the agent at 10 s), ending
+        early with one that starts with `until`."""
+        fields: dict[str, Any] = {"handles": [handles] if isinstance(handles, int)
+                                  else list(handles), "count": count, "timeout": timeout}
+        if bufsize is not None:
+            fields["bufsize"] = bufsize
+        if until is not None:
+            fields["until"] = until.hex()
+        answer = self.call("udp-recv", answer_within=timeout + 15, **fields)
+        return [Datagram(d["handle"], d["length"], d["truncated"], d["src"], d["port"],
+                         d["digest"], bytes.fromhex(d["head"]))
+                for d in answer["datagrams"] if "error" not in d]
+
+    def path_mtu(self, handle: int) -> int | None:
+        return self.call("udp-info", handle=handle).get("mtu")
+
+    def close(self, *handles: int | None) -> None:
+        wanted = [h for h in handles if h is not None]
+        if wanted:
+            self.call("udp-close", handles=wanted)
+
+    # -- packets, counters, settings -------------------------------------------------------
+
+    def send_packets(self, family: int, dst: str, packets: list[bytes]) -> list[dict[str, Any]]:
+        """Send whole IP packets exactly as built (header included), in order."""
+        answer = self.call("raw-send", family=family, dst=dst,
+                           packets=[p.hex() for p in packets])
+        return list(answer["results"])
+
+    @contextmanager
+    def capture(self, *, protocol: int | None = None, hosts: tuple[str, ...] = (),
+                interface: str | None = None, incoming_only: bool = True,
+                wait: float = 0.0, count: int | None = None) -> Iterator[CaptureResult]:
+        """Capture what arrives while the block runs; the result fills in at its end,
+        after waiting up to `wait` seconds for `count` packets in all."""
+        answer = self.call("capture-start", protocol=protocol, hosts=list(hosts),
+                           interface=interface, incoming_only=incoming_only)
+        if not answer.get("ok"):
+            raise AgentError(f"agent {self.agent.spec} cannot capture ({answer.get('errno')}):"
+                             " captures need Linux AF_PACKET and CAP_NET_RAW")
+        result = CaptureResult()
+        try:
+            yield result
+        finally:
+            stopped = self.call("capture-stop", answer_within=wait + 15,
+                                handle=answer["handle"], wait=wait, count=count)
+            result.packets = [(p["time_ns"], bytes.fromhex(p["data"]))
+                              for p in stopped["packets"]]
+            result.directions = [str(p.get("direction")) for p in stopped["packets"]]
+            result.dropped = int(stopped.get("dropped", 0))
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.call("counters")["counters"])
+
+    def sysctl(self, name: str, value: str | int | None = None) -> dict[str, Any]:
+        return self.call("sysctl", name=name, value=None if value is None else str(value))
+
+    def source_for(self, dst: str, family: int) -> str:
+        answer = self.call("source", dst=dst, family=family)
+        if answer.get("address") is None:
+            raise AgentError(f"agent {self.agent.spec}: no route to {dst} "
+                             f"({answer.get('errno')})")
+        return str(answer["address"])
