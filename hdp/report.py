@@ -14,6 +14,7 @@ from hdp.describe import family_name as _family
 from hdp.describe import markdown_cell as _md
 from hdp.errors import HdpError
 from hdp.host import platform_info
+from hdp.report_checks import render_checks
 from hdp.selection import fold_ranges
 from hdp.verdict import Outcome, Verdict
 
@@ -38,10 +39,10 @@ class CaseResult:
     verdict: Verdict
     expected: str | None = None  # an Outcome value from a profile; None = no profile said
     verdict_label: str | None = None  # pass | fail | xfail | xpass; None = not judged
-
     # Where the probe was sent from when that is a chosen vantage point (an xdist worker
     # inside lab host `nat/client1`, or HDP_VANTAGE); None: the target's usual sender.
     vantage: str | None = None
+
     def __post_init__(self) -> None:
         if self.expected is not None:
             Outcome(self.expected)  # raises ValueError naming the bad value
@@ -74,10 +75,10 @@ def case_entry(result: CaseResult) -> dict[str, Any]:
                                            "from": icmp.source, "mtu": icmp.mtu},
         "note": observation.note,
     }
-
     if result.vantage is not None:  # absent, not null: reports without vantage points keep
         entry["vantage"] = result.vantage  # the fields they always had
     return entry
+
 
 def _rounded(value: float | None) -> float | None:
     # NaN/inf are not JSON; a latency that is not a number is no latency.
@@ -177,8 +178,8 @@ _OPTIONAL: dict[str, _Check] = {
     "deliveries": (_is_int, "an integer"),
     "icmp": (_optional(_is_icmp), 'null or {"type": int, "code": int, "from", "mtu"}'),
     "note": (_optional(_is_str), "a string or null"),
-}
     "vantage": (_optional(_is_str), "a string or null"),
+}
 
 
 def loads(text: str, source: str = "<report>") -> dict[str, Any]:
@@ -291,9 +292,9 @@ def summarize(report: dict[str, Any]) -> list[str]:
     for key in sorted(sections):
         target, vantage, family, payload = key[:4]
         name = f"{target} {_family(family)} {payload}"
-        if by_size:
         if vantage[0]:
             name += f" from {vantage[1]}"
+        if by_size:
             name += f" size {_cell(key[4][1])}"
         groups = sections[key]
         order = sorted(groups, key=lambda label: (min(groups[label]), label))
@@ -371,8 +372,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: platform heading, summary, one write-up style table per path."""
     cases: list[dict[str, Any]] = report["cases"]
     lines = [f"# HDP report: {_md(_platform_text(report['platform']))}", ""]
+    checks = render_checks(report.get("checks") or [])
     if not cases:
-        return "\n".join([*lines, "No cases.", ""])
+        return "\n".join([*lines, "No protocol cases.", "", checks] if checks else
+                          [*lines, "No cases.", ""])
     lines += [f"{len(cases)} case{'s' if len(cases) != 1 else ''}.", ""]
     lines += [f"- {_md(line)}" for line in summarize(report)]
     inferred = sum(1 for entry in cases if entry.get("inferred") is True)
@@ -400,6 +403,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                   "", _row(header), _row("---:" if name in _RIGHT else "---" for name in header)]
         rows = sorted(sections[key], key=lambda e: (e["protocol"], _sortable(e.get("size"))))
         lines += [_row(_cells(entry, sized, judged)) for entry in rows]
+    if checks:
+        lines += ["", checks]
     return "\n".join(lines) + "\n"
 
 

@@ -44,6 +44,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(Collector(config), "hdp-collector")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "hdp-xdist")
+    config.addinivalue_line(
+        "markers", "hdp_check(NAME, families=[4, 6]): the chapter statement a test of "
+        "hdp_path checks (hdp/chapter.py)")
+    from pytest_hdp.chapter import ChapterPlugin
+
+    config.pluginmanager.register(ChapterPlugin(config), "hdp-chapter")
 
 
 def _configure_lab(config: pytest.Config, name: str) -> None:
@@ -62,12 +68,6 @@ def _configure_lab(config: pytest.Config, name: str) -> None:
         raise pytest.UsageError(f"--hdp-lab {name}: {exc}") from None
     config._hdp_lab = lab  # type: ignore[attr-defined]
     config.add_cleanup(lab.down)
-
-
-def auto_lab(config: pytest.Config) -> Any:
-    """The routed lab where this machine can build one, for this process and taken down
-    with it; otherwise None, and the summary says why the run fell back to loopback.
-    Only a process that collected hdp cases asks (each xdist worker its own lab)."""
     _export_lab_token(config, lab.token)
 
 
@@ -86,6 +86,12 @@ def _export_lab_token(config: pytest.Config, token: str) -> None:
             os.environ[LAB_TOKEN_ENV] = before
 
     config.add_cleanup(restore)
+
+
+def auto_lab(config: pytest.Config) -> Any:
+    """The routed lab where this machine can build one, for this process and taken down
+    with it; otherwise None, and the summary says why the run fell back to loopback.
+    Only a process that collected hdp cases asks (each xdist worker its own lab)."""
     import sys
 
     from hdp.lab import LabError, start_lab

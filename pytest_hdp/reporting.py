@@ -11,6 +11,7 @@ import pytest
 from hdp import profile as profiles
 from hdp.case import Case, IcmpReport
 from hdp.report import CaseResult, case_entry, dumps, render_markdown, report_of_entries, summarize
+from hdp.report_checks import sort_checks
 from hdp.verdict import Outcome, Verdict
 from pytest_hdp.session import HdpResult, HdpSession
 
@@ -45,7 +46,17 @@ def entry(result: HdpResult, report: pytest.TestReport) -> dict[str, Any]:
 def build(session: HdpSession) -> dict[str, Any]:
     # A case reported twice (a rerun, a retried worker) counts once.
     unique = {json.dumps(e, sort_keys=True): e for e in session.entries}
-    return report_of_entries(unique.values())
+    report = report_of_entries(unique.values())
+    checks = chapter_entries(session)
+    if checks:
+        report["checks"] = sort_checks(checks)
+    return report
+
+
+def chapter_entries(session: HdpSession) -> list[dict[str, Any]]:
+    """What the chapter tests (pytest_hdp.chapter) observed, from every process."""
+    plugin = session.config.pluginmanager.get_plugin("hdp-chapter")
+    return list(getattr(plugin, "entries", []))
 
 
 def _verdict_of(data: dict[str, Any]) -> Verdict:
@@ -70,7 +81,7 @@ def recorded_profile(session: HdpSession, report: dict[str, Any], path: str) -> 
 
 def write_outputs(session: HdpSession, step_summary: str | None) -> None:
     """Everything the controller writes at the end of a run; never raises on a bad path."""
-    if not session.entries:
+    if not session.entries and not chapter_entries(session):
         return
     report = build(session)
     settings = session.settings
@@ -127,6 +138,9 @@ def terminal_summary(session: HdpSession, terminal: Any) -> None:
                             f"token {lab.token}")
     if session.agent_specs:
         terminal.write_line("agents: " + ", ".join(dict.fromkeys(session.agent_specs)))
+    vantages = sorted({e["vantage"] for e in report["cases"] if e.get("vantage")})
+    if vantages:
+        terminal.write_line("vantage points: " + ", ".join(vantages))
     for line in summarize(report):
         terminal.write_line(f"  {line}")
     if session.drops and any(session.drops.values()):
@@ -135,6 +149,3 @@ def terminal_summary(session: HdpSession, terminal: Any) -> None:
         terminal.write_line(f"wrote {path}")
     for warning in session.warnings:
         terminal.write_line(f"hdp: {warning}", yellow=True)
-    vantages = sorted({e["vantage"] for e in report["cases"] if e.get("vantage")})
-    if vantages:
-        terminal.write_line("vantage points: " + ", ".join(vantages))

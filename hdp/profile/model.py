@@ -17,10 +17,11 @@ OUTCOMES = tuple(outcome.value for outcome in Outcome)
 CHANGES = ("src", "dst", "protocol", "dscp", "ecn", "length", "payload", "src-not-translated")
 PAYLOADS = ("hdp", "udp", "raw")
 FAMILIES = (4, 6)
-TOP_KEYS = ("profile", "applies", "source", "recorded", "rules")
+TOP_KEYS = ("profile", "applies", "source", "recorded", "rules", "checks")
 APPLIES_KEYS = ("system", "release", "path")
 RULE_KEYS = ("protocols", "family", "payload", "target", "path", "expect", "errno", "changes",
              "wire_protocol", "why")
+CHECK_KEYS = ("check", "family", "path", "expect", "why")
 ERRNO_OUTCOMES = ("socket-error", "send-error", "listen-error")
 # Outcomes whose Verdict carries a wire protocol: from a delivery or quoted in an ICMP error.
 WIRE_OUTCOMES = ("delivered", "altered", "unreachable", "prohibited", "too-big")
@@ -72,6 +73,22 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class CheckRule:
+    """Where a platform answers one of the chapter's statements otherwise (hdp.chapter)."""
+
+    index: int
+    check: str
+    expect: str
+    why: str
+    family: int | None = None
+    path: str | None = None
+
+    def matches(self, check: str, family: int | None, path: str | None) -> bool:
+        return (self.check == check and self.family in (None, family)
+                and self.path in (None, path))
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     applies: dict[str, Any]  # system (lower case), optionally release and path
@@ -79,6 +96,7 @@ class Profile:
     source: str | None
     path: str  # the file it came from (or the source name given to parse_profile)
     recorded: dict[str, str] = field(default_factory=dict)
+    checks: tuple[CheckRule, ...] = ()
 
 
 @dataclass(frozen=True)

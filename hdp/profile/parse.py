@@ -16,6 +16,7 @@ from hdp.profile.model import (
     _RELEASE_FORMS,
     APPLIES_KEYS,
     CHANGES,
+    CHECK_KEYS,
     ERRNO_OUTCOMES,
     FAMILIES,
     OUTCOMES,
@@ -23,6 +24,7 @@ from hdp.profile.model import (
     RULE_KEYS,
     TOP_KEYS,
     WIRE_OUTCOMES,
+    CheckRule,
     Profile,
     ProfileError,
     Rule,
@@ -99,6 +101,8 @@ class _Parser:
         self.check_keys(data, root, TOP_KEYS, "top-level key")
         nodes = _value_nodes(root)
         for key in ("profile", "applies", "rules"):
+            if key == "rules" and "checks" in data:
+                continue  # a profile of chapter checks only
             if key not in data:
                 raise self.fail(f"has no {key!r}: {_NEEDED[key]}", root)
         name = data["profile"]
@@ -115,7 +119,7 @@ class _Parser:
                                                  for v in recorded.values()):
             raise self.fail("recorded is not a mapping of platform facts (release, machine, "
                             "python)", nodes.get("recorded"))
-        rules = data["rules"]
+        rules = data.get("rules", [])
         if not isinstance(rules, list):
             fix = "write rules: [] for a platform without quirks" if rules is None else \
                 "give a list with one mapping per rule"
@@ -131,7 +135,63 @@ class _Parser:
         return Profile(name=name.strip(), applies=applies, rules=tuple(parsed),
                        source=None if source is None else _one_line(source).strip(),
                        path=self.source,
-                       recorded={str(k): str(v) for k, v in recorded.items()})
+                       recorded={str(k): str(v) for k, v in recorded.items()},
+                       checks=self.checks(data.get("checks", []), nodes.get("checks")))
+
+    def checks(self, value: object, node: Any) -> tuple[CheckRule, ...]:
+        if not isinstance(value, list):
+            raise self.fail(f"checks is {_kind(value)}: give a list with one mapping per "
+                            "chapter statement the platform answers otherwise", node)
+        items = getattr(node, "value", None)
+        if not isinstance(items, list) or len(items) != len(value):
+            items = [None] * len(value)
+        parsed: list[CheckRule] = []
+        for index, (entry, item) in enumerate(zip(value, items, strict=True), start=1):
+            rule = self.check_rule(index, entry, item)
+            if any(prior.check == rule.check and prior.family in (None, rule.family)
+                   and prior.path in (None, rule.path) for prior in parsed):
+                raise self.fail(f"check {index} ({rule.check}) can never match: an earlier "
+                                "check covers it (the first matching one wins)", item)
+            parsed.append(rule)
+        return tuple(parsed)
+
+    def check_rule(self, index: int, entry: object, node: Any) -> CheckRule:
+        from hdp.chapter import BY_NAME
+
+        def fail(problem: str) -> ProfileError:
+            return self.fail(f"check {index}: {problem}", node)
+
+        if not isinstance(entry, dict):
+            raise fail(f"is {_kind(entry)}: give a mapping such as {{check: NAME, expect: "
+                       "ANSWER, why: ...}")
+        self.check_keys(entry, node, CHECK_KEYS, "check key")
+        name = entry.get("check")
+        if name not in BY_NAME:
+            close = difflib.get_close_matches(str(name), list(BY_NAME), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                "the statements are listed in hdp/chapter.py"
+            raise fail(f"names no chapter statement {_show(name)}: {hint}")
+        statement = BY_NAME[name]
+        expect = entry.get("expect")
+        if not isinstance(expect, (str, int)) or isinstance(expect, bool) or \
+                not str(expect).strip():
+            raise fail(f"expect is {_show(expect)}: give the answer this platform gives")
+        expect = str(expect).strip()
+        if statement.answers is not None and expect not in statement.answers:
+            raise fail(f"expect {expect!r} is not an answer to {name}: use one of "
+                       f"{', '.join(statement.answers)}")
+        why = entry.get("why")
+        if not isinstance(why, str) or not why.strip():
+            raise fail("has no why: say why the platform answers otherwise (it becomes the "
+                       "xfail reason)")
+        family = entry.get("family")
+        if family is not None and (not _is_int(family) or family not in FAMILIES):
+            raise fail(f"family is {_show(family)}: give 4 or 6, or leave it out for both")
+        path = entry.get("path")
+        if path is not None and (not isinstance(path, str) or not path.strip()):
+            raise fail(f"path is {_show(path)}: give a path name, or leave it out for any")
+        return CheckRule(index, str(name), expect, " ".join(why.split()), family,
+                         _stripped(path))
 
     def check_keys(self, data: dict[Any, Any], node: Any, valid: tuple[str, ...], what: str,
                    **where: Any) -> None:

@@ -1,0 +1,312 @@
+"""The UDP/fragmentation chapter as tests: `hdp_path` (both ends of a path) and `hdp_check`.
+
+A test asks for `hdp_path` and is run once per target and address family of the session
+(the loopback, each lab server seen from its client, an ssh host); it drives the two
+ends' agents through hdp.endpoint. It names the chapter statement it checks with
+`@pytest.mark.hdp_check("NAME")` and reports what it observed with
+`hdp_check.observe(answer)`: the chapter's answer passes, the answer a profile in
+conformance/profiles/udp/ expects instead xfails with the profile's reason (strict), and
+anything else fails naming both.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHECK_KEY = pytest.StashKey[dict[str, Any]]()
+
+
+class ChapterQuirk(Exception):
+    """The platform answered as its profile says, not as the chapter does: xfail."""
+
+
+@dataclass
+class PathUnderTest:
+    """Both ends of one path, for one address family."""
+
+    target: str  # the case target name: 127.0.0.1, routed/server, ...
+    path: str  # loopback | network | a lab topology name
+    family: int
+    sender: Any  # hdp.endpoint.Endpoint
+    receiver: Any  # hdp.endpoint.Endpoint (the same object on a loopback path)
+    dst: str  # the receiver's address as the sender reaches it
+    links: tuple[int, ...] = ()  # link MTUs from sender to receiver, where known
+    private: bool = False  # both ends run in namespaces of our own (settings may change)
+
+    @property
+    def id(self) -> str:
+        return f"{self.target}-ipv{self.family}"
+
+    @property
+    def loopback(self) -> bool:
+        return self.sender is self.receiver
+
+    def src(self) -> str:
+        return str(self.sender.source_for(self.dst, self.family))
+
+    @property
+    def narrowest(self) -> int | None:
+        return min(self.links) if self.links else None
+
+    def first_link(self) -> int:
+        """The sender's route MTU toward the receiver, from its kernel."""
+        opened = self.sender.open_udp(self.family, connect=(self.dst, 9))
+        try:
+            mtu = self.sender.path_mtu(opened.handle)
+        finally:
+            self.sender.close(opened.handle)
+        return int(mtu)
+
+
+@dataclass
+class Check:
+    """One chapter statement on one path: what is expected, and what was observed."""
+
+    name: str
+    section: str
+    claim: str
+    target: str
+    path: str
+    family: int
+    chapter: tuple[str, ...] | None
+    profile: Any  # hdp.profile.CheckRule, or None
+    observed: str | None = None
+    detail: str = ""
+    computed: tuple[str, ...] | None = None
+
+    @property
+    def expected(self) -> tuple[str, ...] | None:
+        if self.profile is not None:
+            return (self.profile.expect,)
+        return self.computed or self.chapter
+
+    def expect(self, *answers: str) -> None:
+        """The chapter's answer for this path, computed by the test from the chapter's rule."""
+        self.computed = answers
+
+    def observe(self, answer: str, detail: str = "") -> None:
+        """Pass on the expected answer; xfail on a profile's; fail on anything else."""
+        self.observed, self.detail = answer, detail
+        expected = self.expected
+        chapter = self.computed or self.chapter
+        if expected is None:
+            raise AssertionError(f"{self.name}: no expectation for this path")
+        if answer in expected:
+            if self.profile is not None:
+                raise ChapterQuirk(self.profile.why)
+            return
+        if self.profile is not None and chapter is not None and answer in chapter:
+            return  # the quirk is gone: strict xfail makes this XPASS fail the run
+        said = "the profile's rule" if self.profile is not None else \
+            f"chapter {self.section}"
+        raise AssertionError(
+            f"{self.name} on {self.target} IPv{self.family}: {said} expects "
+            f"{' or '.join(expected)}, observed {answer}" + (f" ({detail})" if detail else ""))
+
+    def entry(self, verdict: str) -> dict[str, Any]:
+        return {"check": self.name, "section": self.section, "claim": self.claim,
+                "target": self.target, "path": self.path, "family": self.family,
+                "expected": list(self.expected or ()), "chapter": list(self.computed or
+                                                                        self.chapter or ()),
+                "observed": self.observed, "detail": self.detail, "verdict": verdict,
+                "why": None if self.profile is None else self.profile.why}
+
+
+@dataclass
+class Ends:
+    """The agents a session started for chapter tests, one pair per target, kept open."""
+
+    endpoints: dict[str, Any] = field(default_factory=dict)
+
+    def endpoint(self, spec: Any, name: str, start: Any) -> Any:
+        from hdp.endpoint import Endpoint
+
+        key = str(spec)
+        if key not in self.endpoints:
+            self.endpoints[key] = Endpoint(start(spec), name)
+        return self.endpoints[key]
+
+    def close(self) -> None:
+        for endpoint in self.endpoints.values():
+            endpoint.agent.close()
+        self.endpoints.clear()
+
+
+class ChapterPlugin:
+    """Parametrisation, fixtures and report entries of the chapter tests."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.ends = Ends()
+        self.entries: list[dict[str, Any]] = []
+        self._profiles: dict[str, Any] = {}
+        folder = self.folder()
+        if folder.is_dir():  # a bad file is a usage error up front, not mid-collection
+            from hdp import profile as profiles
+            from hdp.errors import HdpError
+
+            for path in sorted(folder.glob("*.y*ml")):
+                if path.suffix in (".yaml", ".yml") and not path.stem.endswith(".obtained"):
+                    try:
+                        profiles.load_profile(path)
+                    except HdpError as exc:
+                        raise pytest.UsageError(f"chapter profiles: {exc}") from None
+
+    def folder(self) -> Path:
+        return Path(str(self.config.rootpath)) / "conformance" / "profiles" / "udp"
+
+    def session(self) -> Any:
+        from pytest_hdp.plugin import hdp_session_of
+
+        return hdp_session_of(self.config)
+
+    # -- expectations ---------------------------------------------------------------
+
+    def profile_for(self, path: str) -> Any:
+        """The chapter profile (conformance/profiles/udp/) of this platform and path."""
+        if path not in self._profiles:
+            from hdp import profile as profiles
+            from hdp.errors import HdpError
+            from hdp.host import platform_info
+
+            folder = self.folder()
+            chosen = None
+            if folder.is_dir() and self.session().settings.profile != "none":
+                try:
+                    chosen = profiles.select_profile(folder, platform_info(), path)
+                except HdpError as exc:
+                    raise pytest.UsageError(f"chapter profiles: {exc}") from None
+            self._profiles[path] = chosen
+        return self._profiles[path]
+
+    def rule_for(self, name: str, family: int, path: str) -> Any:
+        profile = self.profile_for(path)
+        if profile is None:
+            return None
+        return next((rule for rule in profile.checks if rule.matches(name, family, path)),
+                    None)
+
+    # -- parametrisation ------------------------------------------------------------
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "hdp_path" not in metafunc.fixturenames:
+            return
+        from hdp.chapter import BY_NAME
+
+        marker = metafunc.definition.get_closest_marker("hdp_check")
+        name = marker.args[0] if marker and marker.args else None
+        if name is not None and name not in BY_NAME:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: hdp_check names no "
+                                    f"chapter statement {name!r} (see hdp/chapter.py)")
+        families = set(marker.kwargs.get("families", (4, 6))) if marker else {4, 6}
+        params = []
+        for target in self.session().targets:
+            for family in target.families:
+                if family not in families:
+                    continue
+                marks = []
+                rule = None if name is None else self.rule_for(name, family, target.path)
+                if rule is not None:
+                    marks.append(pytest.mark.xfail(strict=True, raises=ChapterQuirk,
+                                                   reason=f"{rule.why} ({name}: "
+                                                          f"{rule.expect})"))
+                params.append(pytest.param((target, family), marks=marks,
+                                           id=f"{target.name}-ipv{family}"))
+        metafunc.parametrize("hdp_path", params, indirect=True)
+
+    # -- fixtures -------------------------------------------------------------------
+
+    @pytest.fixture
+    def hdp_path(self, request: pytest.FixtureRequest) -> PathUnderTest:
+        """Both ends of the path this test runs on (see PathUnderTest)."""
+        target, family = request.param
+        return self._ends_of(target, family)
+
+    @pytest.fixture
+    def hdp_check(self, request: pytest.FixtureRequest,
+                  hdp_path: PathUnderTest) -> Iterator[Check]:
+        """The chapter statement named by the test's hdp_check marker, on this path."""
+        from hdp.chapter import BY_NAME
+
+        marker = request.node.get_closest_marker("hdp_check")
+        if marker is None or not marker.args:
+            raise pytest.UsageError(f"{request.node.nodeid}: hdp_check needs "
+                                    "@pytest.mark.hdp_check(\"NAME\")")
+        statement = BY_NAME[marker.args[0]]
+        check = Check(statement.name, statement.section, statement.claim, hdp_path.target,
+                      hdp_path.path, hdp_path.family, statement.expected(hdp_path.family),
+                      self.rule_for(statement.name, hdp_path.family, hdp_path.path))
+        request.node.stash[CHECK_KEY] = {"check": check}
+        yield check
+
+    def _ends_of(self, target: Any, family: int) -> PathUnderTest:
+        from hdp.agent.launch import AgentClient, AgentError, AgentSpec
+        from pytest_hdp.session import privilege_fix
+
+        session = self.session()
+
+        def start(spec: Any) -> Any:
+            return AgentClient.start(spec)
+
+        try:
+            if target.sender == "local":
+                sender_spec = session.local_sender_spec({target.path})
+            else:
+                sender_spec = AgentSpec.parse(target.sender)
+            sender = self.ends.endpoint(sender_spec, "sender", start)
+            if target.listener == "same":
+                receiver = sender
+            elif target.listener is None:
+                pytest.skip(f"{target.name}: the chapter's tests need an agent at the "
+                            "receiving end; give --hdp-target=ssh://HOST or --hdp-lab NAME")
+            else:
+                receiver = self.ends.endpoint(AgentSpec.parse(target.listener), target.name,
+                                              start)
+        except AgentError as exc:
+            pytest.skip(f"{exc}; {privilege_fix()}")
+        dst = target.addresses.get(family) or target.name
+        links: tuple[int, ...] = ()
+        lab = session.lab
+        private = False
+        if lab is not None and target.path == lab.topology.name:
+            client, server = lab.topology.clients[0], target.name.split("/", 1)[1]
+            links = tuple(_link_mtu(lab.topology, a, b)
+                          for a, b in itertools.pairwise(lab.path(client, server)))
+            private = True
+        return PathUnderTest(target.name, target.path, family, sender, receiver, dst,
+                             links, private)
+
+    # -- report entries ---------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        held = item.stash.get(CHECK_KEY, None)
+        if held is not None and report.when == "call":
+            check: Check = held["check"]
+            if check.observed is not None:
+                verdict = "xfail" if report.skipped else "pass" if report.passed else "fail"
+                report.hdp_check = check.entry(verdict)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = getattr(report, "hdp_check", None)
+        if isinstance(entry, dict) and not hasattr(self.config, "workerinput"):
+            self.entries.append(entry)
+
+    def pytest_sessionfinish(self) -> None:
+        self.ends.close()
+
+
+def _link_mtu(topology: Any, a: str, b: str) -> int:
+    for link in topology.links:
+        if a in link.ends and b in link.ends:
+            return int(link.mtu or 1500)
+    return 1500
