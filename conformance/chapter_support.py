@@ -99,3 +99,10 @@ def transport_of(packet: bytes) -> bytes | None:
         return ipv6.decode(packet).payload
     except DecodeError:
         return None
+
+
+def src_of(packet: bytes) -> str:
+    """The source address of an IPv4 or IPv6 packet."""
+    if packet[0] >> 4 == 4:
+        return str(ipv4.decode_header(packet).src)
+    return str(ipv6.decode(packet).header.src)

@@ -38,6 +38,7 @@ class PathUnderTest:
     dst: str  # the receiver's address as the sender reaches it
     links: tuple[int, ...] = ()  # link MTUs from sender to receiver, where known
     private: bool = False  # both ends run in namespaces of our own (settings may change)
+    translated: bool = False  # a router on the path rewrites the source (NAT)
 
     @property
     def id(self) -> str:
@@ -273,14 +274,15 @@ class ChapterPlugin:
         dst = target.addresses.get(family) or target.name
         links: tuple[int, ...] = ()
         lab = session.lab
-        private = False
+        private = translated = False
         if lab is not None and target.path == lab.topology.name:
             client, server = lab.topology.clients[0], target.name.split("/", 1)[1]
             links = tuple(_link_mtu(lab.topology, a, b)
                           for a, b in itertools.pairwise(lab.path(client, server)))
             private = True
+            translated = lab.translated_source(client, server, family) is not None
         return PathUnderTest(target.name, target.path, family, sender, receiver, dst,
-                             links, private)
+                             links, private, translated)
 
     # -- report entries ---------------------------------------------------------------
 
