@@ -129,10 +129,12 @@ class Agent:
 
     def _serve_source(self, key: selectors.SelectorKey) -> None:
         """One readable socket; one that fails is dropped, the agent and its peers go on."""
+        if self.selector.get_map().get(key.fd) is not key:
+            return  # a request earlier in this batch closed it (e.g. capture-stop)
         try:
             key.data()
         except OSError as exc:
-            self.selector.unregister(key.fileobj)
+            self.selector.unregister(key.fd)  # by number: the object may be closed already
             self.emit({"event": "error", "id": None,
                        "message": f"dropped a socket that failed: {type(exc).__name__}: {exc}"})
 
