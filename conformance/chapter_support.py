@@ -86,10 +86,6 @@ def counter(counters: dict[str, int], family: int, name: str) -> int | None:
     return counters.get(key)
 
 
-def lite_counter(counters: dict[str, int], family: int, name: str) -> int | None:
-    key = f"UdpLite.{name}" if family == 4 else f"6.UdpLite6{name}"
-    return counters.get(key)
-
 
 def transport_of(packet: bytes) -> bytes | None:
     """The bytes after the IP header (and IPv6 extension headers) of a captured packet."""

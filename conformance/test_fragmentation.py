@@ -36,8 +36,20 @@ def save(tmp_path, name: str, seen) -> str:
     return str(target)
 
 
-def _send_chapter_datagram(hdp_path, receiver, *, outgoing: bool):
-    """The chapter's datagram through a kernel UDP socket, DF clear; what was captured."""
+def _predicted(hdp_path, links) -> list[bytes]:
+    """The chapter's datagram cut for the first link and re-cut by each router after it."""
+    header = ipv4.IPv4Header(src=ip_address(hdp_path.src()), dst=ip_address(hdp_path.dst),
+                             protocol=17)
+    packets = fragment_ipv4(header, bytes(8 + CHAPTER_PAYLOAD), links[0])
+    for mtu in links[1:]:
+        packets = [piece for packet in packets for piece in refragment_ipv4(packet, mtu)]
+    return packets
+
+
+def _send_chapter_datagram(hdp_path, *, outgoing: bool):
+    """The chapter's datagram through a kernel UDP socket, DF clear, delivered; what was
+    captured leaving the sender (`outgoing`) or arriving at the receiver."""
+    receiver = open_receiver(hdp_path)
     sender = hdp_path.sender.open_udp(4, pmtudisc="dont")
     watcher = hdp_path.sender if outgoing else hdp_path.receiver
     with watcher.capture(protocol=17, hosts=(hdp_path.dst,),
@@ -46,25 +58,21 @@ def _send_chapter_datagram(hdp_path, receiver, *, outgoing: bool):
                              port=receiver.port)
         got = hdp_path.receiver.receive(receiver.handle, timeout=2.0)
     hdp_path.sender.close(sender.handle)
+    receiver.close()
+    assert got and got[0].length == CHAPTER_PAYLOAD, f"{hdp_path.id}: not delivered: {got}"
     if outgoing:
         seen.packets = [p for p, d in zip(seen.packets, seen.directions, strict=True)
                         if d == "outgoing"]
-    return seen, got
+    return seen
 
 
 @pytest.mark.hdp_check("fragment-chapter-example", families=[4])
 def test_chapter_datagram_leaves_as_fragments(hdp_path, hdp_check, tmp_path):
     """3020 bytes over the sender's link: as many fragments as its MTU makes (3 at 1500)."""
     mtu = hdp_path.first_link()
-    header = ipv4.IPv4Header(src=ip_address(hdp_path.src()), dst=ip_address(hdp_path.dst),
-                             protocol=17)
-    predicted = fragment_ipv4(header, bytes(8 + CHAPTER_PAYLOAD), mtu)
     if mtu != 1500:  # the chapter's rule on this link, rather than its 1500-byte example
-        hdp_check.expect(describe(predicted))
-    receiver = open_receiver(hdp_path)
-    seen, got = _send_chapter_datagram(hdp_path, receiver, outgoing=True)
-    receiver.close()
-    assert got and got[0].length == CHAPTER_PAYLOAD, f"{hdp_path.id}: not delivered: {got}"
+        hdp_check.expect(describe(_predicted(hdp_path, (mtu,))))
+    seen = _send_chapter_datagram(hdp_path, outgoing=True)
     hdp_check.observe(describe([p for _, p in seen.packets]),
                       f"sender's link MTU {mtu}; pcap {save(tmp_path, 'sent', seen)}")
 
@@ -75,9 +83,7 @@ def test_fragment_send_order(hdp_path, hdp_check, tmp_path):
     if mtu >= 20 + 8 + CHAPTER_PAYLOAD:
         pytest.skip(f"{hdp_path.id}: the sender's link (MTU {mtu}) carries the datagram "
                     "whole; a lab path (--hdp-lab) has 1500-byte links")
-    receiver = open_receiver(hdp_path)
-    seen, _ = _send_chapter_datagram(hdp_path, receiver, outgoing=True)
-    receiver.close()
+    seen = _send_chapter_datagram(hdp_path, outgoing=True)
     offsets = [v.offset for v in fragments_of([p for _, p in seen.packets])]
     answer = "in-order" if offsets == sorted(offsets) else \
         "last-first" if offsets and offsets[0] == max(offsets) else "other"
@@ -89,16 +95,8 @@ def test_fragment_send_order(hdp_path, hdp_check, tmp_path):
 def test_routers_recut_fragments(hdp_path, hdp_check, tmp_path):
     """What arrives is what the chapter's rule predicts for each link MTU on the path."""
     links = hdp_path.links or (hdp_path.first_link(),)
-    header = ipv4.IPv4Header(src=ip_address(hdp_path.src()), dst=ip_address(hdp_path.dst),
-                             protocol=17)
-    packets = fragment_ipv4(header, bytes(8 + CHAPTER_PAYLOAD), links[0])
-    for mtu in links[1:]:
-        packets = [piece for packet in packets for piece in refragment_ipv4(packet, mtu)]
-    hdp_check.expect(describe(packets))
-    receiver = open_receiver(hdp_path)
-    seen, got = _send_chapter_datagram(hdp_path, receiver, outgoing=False)
-    receiver.close()
-    assert got and got[0].length == CHAPTER_PAYLOAD, f"{hdp_path.id}: not delivered: {got}"
+    hdp_check.expect(describe(_predicted(hdp_path, links)))
+    seen = _send_chapter_datagram(hdp_path, outgoing=False)
     hdp_check.observe(describe([p for _, p in seen.packets]),
                       f"link MTUs {list(links)}; pcap {save(tmp_path, 'arrived', seen)}")
 

@@ -68,25 +68,24 @@ def test_wildcard_gets_the_rest(hdp_path, hdp_check):
 
 @pytest.mark.hdp_check("bind-same-address-twice")
 def test_same_address_twice_refused(hdp_path, hdp_check):
-    port = _free_port(hdp_path)
-    first = _bind(hdp_path, hdp_path.dst, port)
-    second = _bind(hdp_path, hdp_path.dst, port)
-    hdp_path.receiver.close(first.handle, second.handle)
-    assert first.ok, first
-    hdp_check.observe("bound" if second.ok else str(second.errno),
-                      f"{hdp_path.dst}:{port} twice, no SO_REUSEADDR")
+    hdp_check.observe(*_second_bind(hdp_path, hdp_path.dst))
 
 
 @pytest.mark.hdp_check("bind-shared-port-needs-reuseaddr")
 def test_shared_port_without_reuseaddr(hdp_path, hdp_check):
-    other = _other_local_address(hdp_path)
+    hdp_check.observe(*_second_bind(hdp_path, _other_local_address(hdp_path)))
+
+
+def _second_bind(hdp_path, address):
+    """Bind the path's address, then `address`, to one port without SO_REUSEADDR: the
+    second bind's answer (bound, or its errno) and what was tried."""
     port = _free_port(hdp_path)
     first = _bind(hdp_path, hdp_path.dst, port)
-    second = _bind(hdp_path, other, port)
+    second = _bind(hdp_path, address, port)
     hdp_path.receiver.close(first.handle, second.handle)
     assert first.ok, first
-    hdp_check.observe("bound" if second.ok else str(second.errno),
-                      f"{hdp_path.dst}:{port} then {other}:{port}, no SO_REUSEADDR")
+    return ("bound" if second.ok else str(second.errno),
+            f"{hdp_path.dst}:{port} then {address}:{port}, no SO_REUSEADDR")
 
 
 @pytest.mark.hdp_check("bind-reuseaddr-shares-port")

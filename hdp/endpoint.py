@@ -6,8 +6,6 @@ other requests (arrivals of a sweep sharing the agent) are set aside, not lost.
 
 from __future__ import annotations
 
-import queue
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,18 +61,10 @@ class Endpoint:
     def call(self, op: str, *, answer_within: float = 15.0, **fields: Any) -> dict[str, Any]:
         """Send one request and return its answer; an error answer is an AgentError."""
         ident = self.agent.request(op, **fields)
-        deadline = time.monotonic() + answer_within
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                _, event = self.agent.events.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if event.get("event") == "exit":
-                raise AgentError(f"agent {self.agent.spec} exited{self.agent.stderr_note()}")
-            if event.get("id") != ident:
-                self.aside.append(event)
-                del self.aside[:-1000]  # bounded: only the latest matter to anyone
-                continue
+        event = self.agent.next_event(lambda e: e.get("id") == ident, answer_within,
+                                      self.aside)
+        del self.aside[:-1000]  # bounded: only the latest matter to anyone
+        if event is not None:
             if event.get("event") == "error":
                 raise AgentError(f"agent {self.agent.spec}: {event.get('message')}")
             return event
@@ -93,9 +83,8 @@ class Endpoint:
                       answer.get("port"), answer.get("errno"), answer.get("stage"))
 
     def send(self, handle: int, size: int = 0, *, dst: str | None = None,
-             port: int | None = None, data: bytes | None = None,
-             seed: int = 0) -> dict[str, Any]:
-        fields: dict[str, Any] = {"handle": handle, "size": size, "seed": seed}
+             port: int | None = None, data: bytes | None = None) -> dict[str, Any]:
+        fields: dict[str, Any] = {"handle": handle, "size": size}
         if dst is not None:
             fields.update(dst=dst, port=port)
         if data is not None:

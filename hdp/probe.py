@@ -32,6 +32,14 @@ class Probe:
     dst_port: int = hdp_wire.ORIGINAL_PORT
 
 
+_FILLER = b"pytest-hdp probe payload; " * 64
+
+
+def probe_data(size: int) -> bytes:
+    """Deterministic data of `size` bytes, so requests need not carry it."""
+    return (_FILLER * (size // len(_FILLER) + 1))[:size]
+
+
 def encode_probe(probe: Probe, src: str, dst: str, timestamp_ns: int | None = None) -> bytes:
     """The probe's bytes; `src`/`dst` feed the UDP pseudo-header checksum."""
     body = probe.data

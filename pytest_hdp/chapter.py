@@ -39,6 +39,7 @@ class PathUnderTest:
     links: tuple[int, ...] = ()  # link MTUs from sender to receiver, where known
     private: bool = False  # both ends run in namespaces of our own (settings may change)
     translated: bool = False  # a router on the path rewrites the source (NAT)
+    _src: str | None = None
 
     @property
     def id(self) -> str:
@@ -49,14 +50,20 @@ class PathUnderTest:
         return self.sender is self.receiver
 
     def src(self) -> str:
-        return str(self.sender.source_for(self.dst, self.family))
+        """The sender's source address toward the receiver (asked once per path)."""
+        if self._src is None:
+            self._src = str(self.sender.source_for(self.dst, self.family))
+        return self._src
 
     @property
     def narrowest(self) -> int | None:
         return min(self.links) if self.links else None
 
     def first_link(self) -> int:
-        """The sender's route MTU toward the receiver, from its kernel."""
+        """The MTU of the sender's link toward the receiver: the lab's, or its kernel's
+        route MTU where the links are not known (before any path MTU is learned)."""
+        if self.links:
+            return self.links[0]
         opened = self.sender.open_udp(self.family, connect=(self.dst, 9))
         try:
             mtu = self.sender.path_mtu(opened.handle)
@@ -125,12 +132,13 @@ class Ends:
 
     endpoints: dict[str, Any] = field(default_factory=dict)
 
-    def endpoint(self, spec: Any, name: str, start: Any) -> Any:
+    def endpoint(self, spec: Any, name: str) -> Any:
+        from hdp.agent.launch import AgentClient
         from hdp.endpoint import Endpoint
 
         key = str(spec)
         if key not in self.endpoints:
-            self.endpoints[key] = Endpoint(start(spec), name)
+            self.endpoints[key] = Endpoint(AgentClient.start(spec), name)
         return self.endpoints[key]
 
     def close(self) -> None:
@@ -146,7 +154,6 @@ class ChapterPlugin:
         self.config = config
         self.ends = Ends()
         self.entries: list[dict[str, Any]] = []
-        self._profiles: dict[str, Any] = {}
         folder = self.folder()
         if folder.is_dir():  # a bad file is a usage error up front, not mid-collection
             from hdp import profile as profiles
@@ -171,20 +178,10 @@ class ChapterPlugin:
 
     def profile_for(self, path: str) -> Any:
         """The chapter profile (conformance/profiles/udp/) of this platform and path."""
-        if path not in self._profiles:
-            from hdp import profile as profiles
-            from hdp.errors import HdpError
-            from hdp.host import platform_info
-
-            folder = self.folder()
-            chosen = None
-            if folder.is_dir() and self.session().settings.profile != "none":
-                try:
-                    chosen = profiles.select_profile(folder, platform_info(), path)
-                except HdpError as exc:
-                    raise pytest.UsageError(f"chapter profiles: {exc}") from None
-            self._profiles[path] = chosen
-        return self._profiles[path]
+        session = self.session()
+        if session.settings.profile == "none":
+            return None
+        return session.select_profile("udp", path, "chapter profiles")
 
     def rule_for(self, name: str, family: int, path: str) -> Any:
         profile = self.profile_for(path)
@@ -247,28 +244,23 @@ class ChapterPlugin:
         yield check
 
     def _ends_of(self, target: Any, family: int) -> PathUnderTest:
-        from hdp.agent.launch import AgentClient, AgentError, AgentSpec
+        from hdp.agent.launch import AgentError, AgentSpec
         from pytest_hdp.session import privilege_fix
 
         session = self.session()
-
-        def start(spec: Any) -> Any:
-            return AgentClient.start(spec)
-
         try:
             if target.sender == "local":
                 sender_spec = session.local_sender_spec({target.path})
             else:
                 sender_spec = AgentSpec.parse(target.sender)
-            sender = self.ends.endpoint(sender_spec, "sender", start)
+            sender = self.ends.endpoint(sender_spec, "sender")
             if target.listener == "same":
                 receiver = sender
             elif target.listener is None:
                 pytest.skip(f"{target.name}: the chapter's tests need an agent at the "
                             "receiving end; give --hdp-target=ssh://HOST or --hdp-lab NAME")
             else:
-                receiver = self.ends.endpoint(AgentSpec.parse(target.listener), target.name,
-                                              start)
+                receiver = self.ends.endpoint(AgentSpec.parse(target.listener), target.name)
         except AgentError as exc:
             pytest.skip(f"{exc}; {privilege_fix()}")
         dst = target.addresses.get(family) or target.name

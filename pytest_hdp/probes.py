@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import queue
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,18 +36,7 @@ class AgentProbes:
         for index, event in enumerate(self.backlog):
             if match(event):
                 return self.backlog.pop(index)
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                _, event = self.agent.events.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if event.get("event") == "exit":
-                raise AgentError(f"agent {self.agent.spec} exited{self.agent.stderr_note()}")
-            if match(event):
-                return event
-            self.backlog.append(event)
-        return None
+        return self.agent.next_event(match, timeout, self.backlog)
 
     def listener(self, protocols: int | list[int], family: int = 4) -> Listener:
         wanted = [protocols] if isinstance(protocols, int) else list(protocols)

@@ -75,7 +75,7 @@ class HdpSession:
         self.lab: Any = None  # an hdp.lab.Lab when --hdp-lab brought one up or we attach to it
         self.vantage: str | None = None  # see _plan_targets
         self.targets = self._plan_targets()
-        self._auto_profiles: dict[str, profiles.Profile | None] = {}
+        self._auto_profiles: dict[tuple[str, str], profiles.Profile | None] = {}
         self.profile = self._load_profile()
         self.wanted: list[Case] = []
         self.results: dict[Case, tuple[Observation, Verdict]] = {}
@@ -131,16 +131,20 @@ class HdpSession:
             return None
         if self.settings.profile != "auto":
             return self.profile
-        if path not in self._auto_profiles:
-            directory = Path(str(self.config.rootpath)) / "conformance" / "profiles"
+        return self.select_profile("", path, "--hdp-profile auto")
+
+    def select_profile(self, folder: str, path: str, what: str) -> profiles.Profile | None:
+        """The profile in conformance/profiles/FOLDER for this platform and `path`, once."""
+        if (folder, path) not in self._auto_profiles:
+            directory = Path(str(self.config.rootpath)) / "conformance" / "profiles" / folder
             chosen = None
             if directory.is_dir():
                 try:
                     chosen = profiles.select_profile(directory, platform_info(), path)
                 except HdpError as exc:
-                    raise pytest.UsageError(f"--hdp-profile auto: {exc}") from None
-            self._auto_profiles[path] = chosen
-        return self._auto_profiles[path]
+                    raise pytest.UsageError(f"{what}: {exc}") from None
+            self._auto_profiles[(folder, path)] = chosen
+        return self._auto_profiles[(folder, path)]
 
     def all_cases(self) -> list[Case]:
         cases = []

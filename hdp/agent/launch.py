@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,23 @@ class AgentClient:
             raise AgentError(f"agent {self.spec} is gone ({exc.strerror})"
                              f"{self.stderr_note()}") from None
         return ident
+
+    def next_event(self, match: Callable[[dict[str, Any]], bool], timeout: float,
+                   aside: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The first new event for which `match` holds within `timeout`, or None; others
+        are appended to `aside` for whoever wants them. An exited agent is an AgentError."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                _, event = self.events.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if event.get("event") == "exit":
+                raise AgentError(f"agent {self.spec} exited{self.stderr_note()}")
+            if match(event):
+                return event
+            aside.append(event)
+        return None
 
     def alive(self) -> bool:
         return not self.exited.is_set()

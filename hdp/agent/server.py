@@ -18,16 +18,9 @@ from hdp.agent.socket_ops import SocketOps
 from hdp.arrival import Arrival, decode_arrival
 from hdp.errors import PrivilegeError
 from hdp.host import platform_info
-from hdp.probe import PayloadKind, Probe, encode_probe
+from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
 from hdp.wire import ipv4, ipv6
 from hdp.wire.hdp import ProbeTag
-
-_FILLER = b"pytest-hdp probe payload; " * 64
-
-
-def probe_data(size: int) -> bytes:
-    """Deterministic data of `size` bytes, so requests need not carry it."""
-    return (_FILLER * (size // len(_FILLER) + 1))[:size]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hdp import rawsock
+from hdp.probe import probe_data
 
 # Linux values (include/uapi/linux/in.h, in6.h, udp.h); the socket module lacks them.
 IP_MTU_DISCOVER, IP_MTU = 10, 14
@@ -45,12 +46,6 @@ def _address(family: int, host: str, port: int) -> tuple[Any, ...]:
     if int(family) == 4:
         return (host, port)
     return socket.getaddrinfo(host, port, socket.AF_INET6, socket.SOCK_DGRAM)[0][4]
-
-
-def fill(size: int, seed: int = 0) -> bytes:
-    """Deterministic data of `size` bytes, so requests need not carry it."""
-    block = bytes((seed + i * 7) & 0xFF for i in range(256))
-    return (block * (size // 256 + 1))[:size]
 
 
 def digest(data: bytes) -> str:
@@ -176,7 +171,7 @@ class SocketOps:
         if "data" in request:
             data = bytes.fromhex(str(request["data"]))
         else:
-            data = fill(int(request.get("size", 0)), int(request.get("seed", 0)))
+            data = probe_data(int(request.get("size", 0)))
         try:
             if request.get("dst") is None:
                 sent = sock.send(data)
