@@ -8,6 +8,7 @@ agent, an unknown host, Ctrl-C — each case still ends with an Observation.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import socket
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdp.address import is_loopback
-from hdp.agent.launch import AgentClient, Event
+from hdp.agent.launch import AgentClient, AgentError, Event
 from hdp.case import Case, Delivery, IcmpReport, Observation
 
 # getaddrinfo's error codes by name, so an unknown host is reported like an errno.
@@ -190,6 +191,7 @@ class Engine:
         deadline = None
         hard_deadline = time.monotonic() + timeout + ACK_TIMEOUT + 0.01 * len(probes)
         done = sum(s.resolved for s in states)
+        draining: dict[int, AgentClient] | None = None
         while True:
             now = time.monotonic()
             if bursts and now >= next_burst:
@@ -197,7 +199,10 @@ class Engine:
                 pending_sends += 1
                 next_burst = now + ICMP_GAP
             if done == len(states) and not pending_sends:
-                return
+                if draining is None:
+                    draining = self._drain_after_icmp(states)
+                if not draining:
+                    return
             limit = min(t for t in (deadline, hard_deadline) if t is not None)
             if now >= limit:
                 return
@@ -209,12 +214,16 @@ class Engine:
             except queue.Empty:
                 continue
             kind = event.get("event")
-            if kind == "send-done":
+            if draining and event.get("id") in draining and kind in ("drained", "error"):
+                del draining[event["id"]]  # an agent without `drain` answers an error
+            elif kind == "send-done":
                 pending_sends -= 1
                 if pending_sends == 0 and not bursts:
                     deadline = time.monotonic() + timeout
             elif kind == "exit":
                 self._agent_exited(agent, states)
+                if draining:
+                    draining = {i: a for i, a in draining.items() if a is not agent}
                 if agent is self.sender:
                     pending_sends, bursts = 0, []
                     deadline = time.monotonic()
@@ -238,6 +247,21 @@ class Engine:
                             progress(done, len(states))
                 elif kind == "error" and agent is self.sender:
                     self._sender_error(event, states)
+
+    def _drain_after_icmp(self, states: list[_State]) -> dict[int, AgentClient]:
+        """Ask the listeners of cases that only ICMP answered for what they already hold.
+
+        A host hands a packet to its raw listeners before it answers it (port
+        unreachable for a UDP probe to a closed port): the arrival may still be on its
+        way from the listener's agent when the ICMP from the sender's agent is in.
+        """
+        agents = {s.listener for s in states
+                  if s.icmp and not s.deliveries and s.listener is not None}
+        asked = {}
+        for agent in agents:
+            with contextlib.suppress(AgentError):  # gone: its `exit` event marks its cases
+                asked[agent.request("drain")] = agent
+        return asked
 
     def _probe(self, index: int, state: _State) -> dict[str, Any]:
         case = state.case

@@ -24,6 +24,11 @@ Requests and their answers
     ``{"op": "stats", "id": N}``
         answers ``{"event": "stats", "id": N, "drops": {"4/253": 0, ..},
         "arrivals": .., "foreign": ..}`` (``drops``: kernel receive-queue drops).
+    ``{"op": "drain", "id": N}``
+        a barrier: reports every packet already queued on a listener, then answers
+        ``{"event": "drained", "id": N}``. A host queues a packet for its raw
+        listeners before it answers it with ICMP, so a drain asked for after that ICMP
+        came back cannot miss the arrival.
     ``{"op": "close", "id": N}``
         closes every listener; answers ``{"event": "closed", "id": N, "drops": {..}}``.
     ``{"op": "shutdown"}``

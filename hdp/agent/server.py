@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import selectors
 import socket
 import sys
@@ -21,6 +22,8 @@ from hdp.host import platform_info
 from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
 from hdp.wire import ipv4, ipv6
 from hdp.wire.hdp import ProbeTag
+
+DRAIN_LIMIT = 1 << 16  # packets one drain reads at most, so a flood cannot hold it
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,8 @@ class Agent:
         self._sources: dict[tuple[int, str], str] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "listen": self._listen, "icmp": self._icmp, "send": self._send,
-            "stats": self._stats, "close": self._close, "shutdown": self._shutdown,
+            "stats": self._stats, "drain": self._drain, "close": self._close,
+            "shutdown": self._shutdown,
         }
         self.ops = SocketOps(self.emit, self._watch, self.selector.unregister)
         self._handlers.update(self.ops.handlers())
@@ -256,6 +260,22 @@ class Agent:
     def _stats(self, request: dict[str, Any]) -> None:
         self.emit({"event": "stats", "id": request.get("id"), "drops": dict(self.drops),
                    "arrivals": self.arrivals, "foreign": self.foreign})
+
+    def _drain(self, request: dict[str, Any]) -> None:
+        """Report what the listeners hold right now, then answer (bounded: a flood ends it)."""
+        poller = select.poll()
+        by_fd = {raw.sock.fileno(): raw for raw in self.listeners.values()}
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        read = 0
+        while read < DRAIN_LIMIT:
+            ready = [by_fd[fd] for fd, _ in poller.poll(0)]
+            if not ready:
+                break
+            for raw in ready:
+                self._on_packet(raw)
+            read += len(ready)
+        self.emit({"event": "drained", "id": request.get("id")})
 
     def _close(self, request: dict[str, Any]) -> None:
         self._close_all()

@@ -155,6 +155,27 @@ def test_listener_agent_killed_mid_sweep_still_yields_every_outcome(agent):
     assert all("listener lost" in (o.note or "") for o in lost)
 
 
+def test_port_unreachable_before_the_listener_speaks_is_still_a_delivery(agent, family):
+    """UDP to a closed port: the target's raw listener holds the datagram before its kernel
+    answers port unreachable, however late the listener's agent reports it."""
+    listener = AgentClient.start(AgentSpec.parse("child"))
+    assert listener.process is not None
+    pid = listener.process.pid
+    target = LOOPBACK[family]
+    try:
+        result = Engine(agent, {target: listener}).run(
+            [Case(target, family, 17, payload="udp")], timeout=1.0,
+            started=lambda n: os.kill(pid, signal.SIGSTOP),  # before it can read the datagram
+            progress=lambda done, total: os.kill(pid, signal.SIGCONT))  # once ICMP is in
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        listener.close()
+    (observation,) = result.observations
+    assert [(r.type, r.code) for r in observation.icmp] == [
+        (3, 3) if family == 4 else (1, 4)], "no port unreachable: is UDP port 420 open here?"
+    assert judge(observation).outcome is Outcome.DELIVERED
+
+
 @linux_only
 def test_sender_agent_killed_mid_sweep_still_yields_every_outcome():
     """ICMP-only probes go out in bursts; killing the sender between them leaves unsent cases."""
