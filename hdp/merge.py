@@ -1,7 +1,8 @@
 """Several hdp-report/1 documents -> one cross-OS matrix (hdp-matrix/1) of where they differ.
 
-One column per (report, target); one row per (family, protocol, payload) on which the columns
-do not all agree. Pure apart from `command_merge`, which reads the files and writes the result.
+One column per (report, target, vantage point); one row per (family, protocol, payload) on
+which the columns do not all agree. Pure apart from `command_merge`, which reads the files
+and writes the result.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ def _short_release(release: str) -> str:
     return ".".join(release.split(".")[:2])
 
 
-def _base_label(platform: dict[str, Any], target: str | None) -> str:
+def _base_label(platform: dict[str, Any], target: str | None, vantage: str | None) -> str:
     words = [str(platform.get("system") or "unknown")]
     if platform.get("release"):
         words.append(_short_release(str(platform["release"])))
-    return f"{' '.join(words)} / {'(no cases)' if target is None else target}"
+    where = "(no cases)" if target is None else target
+    return f"{' '.join(words)} / {where}{'' if vantage is None else f' from {vantage}'}"
 
 
 def _unique_labels(bases: list[str], sources: list[str]) -> list[str]:
@@ -74,14 +76,18 @@ def merge_reports(reports: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, An
     column_cases: list[list[dict[str, Any]]] = []
     for source, report in reports:
         platform = dict(report.get("platform") or {})
-        by_target: dict[str, list[dict[str, Any]]] = {}
+        by_place: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
         for entry in report["cases"]:
-            by_target.setdefault(entry["target"], []).append(entry)
-        targets: list[str | None] = [*sorted(by_target)] if by_target else [None]
-        for target in targets:
-            columns.append({"source": source, "platform": platform, "target": target,
-                            "label": _base_label(platform, target)})
-            column_cases.append([] if target is None else by_target[target])
+            by_place.setdefault((entry["target"], entry.get("vantage")), []).append(entry)
+        places: list[tuple[str | None, str | None]] = [
+            *sorted(by_place, key=lambda place: (place[0], place[1] or ""))] or [(None, None)]
+        for target, vantage in places:
+            column = {"source": source, "platform": platform, "target": target,
+                      "label": _base_label(platform, target, vantage)}
+            if vantage is not None:  # absent otherwise, as in the report
+                column["vantage"] = vantage
+            columns.append(column)
+            column_cases.append([] if target is None else by_place[(target, vantage)])
     labels = _unique_labels([c["label"] for c in columns], [c["source"] for c in columns])
     for column, label in zip(columns, labels, strict=True):
         column["label"] = label
@@ -124,7 +130,8 @@ def merge_reports(reports: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, An
 
     return {"schema": SCHEMA,
             "columns": [{name: column[name] for name in ("label", "source", "platform",
-                                                         "target")} for column in columns],
+                                                         "target", "vantage") if name in column}
+                        for column in columns],
             "rows": rows, "totals": totals, "identical": identical}
 
 

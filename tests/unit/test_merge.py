@@ -86,6 +86,32 @@ def test_one_column_per_report_and_target(matrix: dict[str, Any]) -> None:
     assert matrix["columns"][1]["target"] == "::1"
 
 
+def test_each_vantage_point_of_a_report_is_a_column_of_its_own() -> None:
+    """Two nat clients of one run: port-less 253 reaches the server from only one."""
+    def seen_from(vantage: str, result: CaseResult) -> CaseResult:
+        return dataclasses.replace(result, vantage=vantage)
+
+    report = build_report([
+        seen_from("nat/client1", _delivered(253, "nat/server")),
+        seen_from("nat/client2", _result(253, "nat/server")),
+        seen_from("nat/client1", _delivered(17, "nat/server")),
+        seen_from("nat/client2", _delivered(17, "nat/server")),
+    ], platform=LINUX)
+    matrix = merge_reports([("nat.json", report), ("linux.json", linux_report())])
+    assert [(column["label"], column.get("vantage")) for column in matrix["columns"]] == [
+        ("linux 6.18 / nat/server from nat/client1", "nat/client1"),
+        ("linux 6.18 / nat/server from nat/client2", "nat/client2"),
+        ("linux 6.18 / 127.0.0.1", None),
+        ("linux 6.18 / ::1", None),
+    ]
+    assert "vantage" not in matrix["columns"][2]  # absent, as in a report without one
+    row_253 = next(row for row in matrix["rows"]
+                   if (row["family"], row["protocol"]) == (4, 253))
+    assert row_253["cells"] == ["delivered", "lost", "delivered", None]
+    assert matrix["totals"][:2] == [{"delivered": 2}, {"delivered": 1, "lost": 1}]
+    assert "| linux 6.18 / nat/server from nat/client2 |" in render_matrix_markdown(matrix)
+
+
 def test_rows_only_where_the_columns_differ(matrix: dict[str, Any]) -> None:
     # IPv4 253 is delivered on both machines; IPv6 has only one column, so it compares
     # nothing and is shown, with no cell for the IPv4-only columns.
