@@ -113,9 +113,14 @@ def raw_probe(lab: Lab, sender: str, receiver: str, family: int, protocol: int,
     return result
 
 
-def others_up() -> bool:
-    """Whether any lab namespace exists that the test about to remove everything did not
-    make: another process's lab, or the session's own --hdp-lab."""
+@pytest.fixture
+def sole_lab_user() -> None:
+    """For a test that removes every lab: skip while anyone else may have one up."""
     from hdp.lab.netns import lab_namespaces as present
 
-    return bool(present())
+    if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+        pytest.skip("removing every lab would also remove other xdist workers': "
+                    "run this test without -n")
+    if present():
+        pytest.skip("other labs are up (another test process, or this run's --hdp-lab): "
+                    "removing every lab would pull them from under their owners")

@@ -16,7 +16,7 @@ import hdp.lab.build
 from hdp.lab import Lab, LabError, running_labs, start_lab, stop_all, stop_lab
 from hdp.lab.netns import LAB_NAMESPACE
 from hdp.lab.state import STATE_DIR, state_path
-from tests.lab.conftest import lab_namespaces, others_up, requires_lab
+from tests.lab.conftest import lab_namespaces, requires_lab
 
 pytestmark = requires_lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,13 +127,7 @@ def test_down_ends_processes_left_inside(unchanged: None) -> None:
             sleeper.wait()
 
 
-@pytest.mark.skipif(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1",
-                    reason="stop_all() removes every lab, also other xdist workers': "
-                    "run this test without -n")
-def test_stop_all_leaves_no_lab_namespace() -> None:
-    if others_up():
-        pytest.skip("other labs are up (another test process, or this run's --hdp-lab): "
-                    "removing every lab would pull them from under their owners")
+def test_stop_all_leaves_no_lab_namespace(sole_lab_user: None) -> None:
     before = lab_namespaces()
     start_lab("nat")
     kept = start_lab("direct", keep=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import re
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from hdp.errors import UsageError
 from hdp.lab import LabError, running_labs, stop_lab
 from hdp.lab.cli import add_lab_parser, command_lab
-from tests.lab.conftest import lab_namespaces, others_up, requires_lab
+from tests.lab.conftest import lab_namespaces, requires_lab
 from tests.lab.test_topology import BUILT_IN
 
 
@@ -76,13 +75,7 @@ def test_down_by_name_removes_the_kept_labs_of_that_topology() -> None:
 
 
 @requires_lab
-@pytest.mark.skipif(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1",
-                    reason="down --all removes every lab, also other xdist workers': "
-                    "run this test without -n")
-def test_down_all() -> None:
-    if others_up():
-        pytest.skip("other labs are up (another test process, or this run's --hdp-lab): "
-                    "removing every lab would pull them from under their owners")
+def test_down_all(sole_lab_user: None) -> None:
     hdp_lab("up", "direct")
     assert hdp_lab("down", "--all").startswith("removed 2 namespaces: ")
     assert hdp_lab("down", "--all") == "removed 0 namespaces\n"
