@@ -13,9 +13,9 @@ from ipaddress import ip_address
 from typing import Any
 
 import pytest
-from chapter_support import fate, open_receiver, payload, transport_of
 
 from hdp.capture import fragments_of
+from hdp.checks.support import fate, open_receiver, payload, transport_of
 from hdp.errors import DecodeError
 from hdp.wire import icmp, ipv4, ipv6, udp
 from hdp.wire.fragment import fragment_ipv4, fragment_ipv6, refragment_ipv4

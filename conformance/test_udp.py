@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from chapter_support import (
+
+from hdp.checks.support import (
     MARK,
     counter,
     fate,
@@ -13,7 +14,6 @@ from chapter_support import (
     src_of,
     transport_of,
 )
-
 from hdp.wire import udp
 from hdp.wire.checksum import internet_checksum, ones_complement_sum
 from hdp.wire.fragment import Reassembler

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from chapter_support import fate, ip_packet, open_receiver, payload, transport_of
 
+from hdp.checks.support import fate, ip_packet, open_receiver, payload, transport_of
 from hdp.wire import udp
 
 LITE = udp.PROTO_UDPLITE

@@ -154,11 +154,10 @@ class ChapterPlugin:
         self.config = config
         self.ends = Ends()
         self.entries: list[dict[str, Any]] = []
-        folder = self.folder()
-        if folder.is_dir():  # a bad file is a usage error up front, not mid-collection
-            from hdp import profile as profiles
-            from hdp.errors import HdpError
+        from hdp import profile as profiles
+        from hdp.errors import HdpError
 
+        for folder in self.folders():  # a bad file is a usage error up front, not mid-run
             for path in sorted(folder.glob("*.y*ml")):
                 if path.suffix in (".yaml", ".yml") and not path.stem.endswith(".obtained"):
                     try:
@@ -166,8 +165,11 @@ class ChapterPlugin:
                     except HdpError as exc:
                         raise pytest.UsageError(f"chapter profiles: {exc}") from None
 
-    def folder(self) -> Path:
-        return Path(str(self.config.rootpath)) / "conformance" / "profiles" / "udp"
+    def folders(self) -> list[Path]:
+        """The chapter profiles' folders: the user's beside the rootdir, then the shipped."""
+        from hdp.resources import profile_folders
+
+        return profile_folders(Path(str(self.config.rootpath)), "udp")
 
     def session(self) -> Any:
         from pytest_hdp.plugin import hdp_session_of

@@ -19,6 +19,7 @@ from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.case import Case, Observation
 from hdp.errors import HdpError, UsageError
 from hdp.host import platform_info
+from hdp.resources import profile_folders
 from hdp.selection import parse_protocols
 from hdp.target import Target
 from hdp.verdict import Verdict, judge
@@ -134,15 +135,17 @@ class HdpSession:
         return self.select_profile("", path, "--hdp-profile auto")
 
     def select_profile(self, folder: str, path: str, what: str) -> profiles.Profile | None:
-        """The profile in conformance/profiles/FOLDER for this platform and `path`, once."""
+        """The profile for this platform and `path` in profiles/FOLDER, once: of the folders
+        of hdp.resources.profile_folders (the user's first), the first that has one."""
         if (folder, path) not in self._auto_profiles:
-            directory = Path(str(self.config.rootpath)) / "conformance" / "profiles" / folder
             chosen = None
-            if directory.is_dir():
+            for directory in profile_folders(Path(str(self.config.rootpath)), folder):
                 try:
                     chosen = profiles.select_profile(directory, platform_info(), path)
                 except HdpError as exc:
                     raise pytest.UsageError(f"{what}: {exc}") from None
+                if chosen is not None:
+                    break
             self._auto_profiles[(folder, path)] = chosen
         return self._auto_profiles[(folder, path)]
 

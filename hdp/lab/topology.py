@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-import hdp
 from hdp.lab.addresses import MAX_ENDS, MAX_LINKS
 from hdp.lab.errors import LabError
+from hdp.resources import lab_folders
 
 ROLES = ("client", "router", "server", "host")
 IPV6_MIN_MTU = 1280
@@ -108,10 +108,9 @@ class Topology:
 
 
 def labs_directories() -> list[Path]:
-    """Where names are looked up: ./conformance/labs, then the one beside the package."""
-    here = Path.cwd() / "conformance" / "labs"
-    shipped = Path(hdp.__file__).resolve().parents[1] / "conformance" / "labs"
-    return [here] if here.resolve() == shipped else [here, shipped]
+    """Where names are looked up: the folders of HDP_LABS, then the installed ones; never
+    the working directory (see hdp.resources)."""
+    return lab_folders()
 
 
 def topology_names() -> list[str]:
@@ -136,7 +135,7 @@ def find_topology(name_or_path: str) -> Path:
 
 
 def load_topology(name_or_path: str) -> Topology:
-    """The topology of a built-in name, a name in ./conformance/labs, or a file path."""
+    """The topology of a file path, or of a name in HDP_LABS or the shipped topologies."""
     path = find_topology(name_or_path)
     try:
         text = path.read_text(encoding="utf-8")

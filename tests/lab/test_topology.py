@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -138,14 +139,34 @@ def test_unknown_names_list_the_known_ones(tmp_path: Path) -> None:
         load_topology(str(tmp_path / "missing.yaml"))
 
 
-def test_names_are_found_in_the_working_directory_first(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
+def test_a_name_never_comes_from_the_working_directory(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A root `hdp lab up routed` must not build the routed.yaml of whatever directory it
+    was started in; only a path, or a folder named in HDP_LABS, brings a user's topology."""
+    monkeypatch.delenv("HDP_LABS", raising=False)
     (tmp_path / "conformance" / "labs").mkdir(parents=True)
     write(tmp_path / "conformance" / "labs", "routed", CHAIN.replace("chain", "routed"))
+    write(tmp_path / "conformance" / "labs", "mine", CHAIN.replace("chain", "mine"))
     monkeypatch.chdir(tmp_path)
-    assert load_topology("routed").hosts.keys() == {"a", "r1", "r2", "b", "c"}
-    assert load_topology("nat").name == "nat"  # the shipped one
+    assert load_topology("routed").hosts.keys() == {"client", "router", "server"}
+    assert "mine" not in topology_names()
+    with pytest.raises(LabError, match="unknown lab 'mine'"):
+        load_topology("mine")
+    assert load_topology("conformance/labs/mine.yaml").name == "mine"  # a path is explicit
+
+
+def test_hdp_labs_names_a_folder_of_ones_own(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours.mkdir()
+    theirs.mkdir()
+    write(ours, "routed", CHAIN.replace("chain", "routed"))
+    write(theirs, "mine", CHAIN.replace("chain", "mine"))
+    monkeypatch.setenv("HDP_LABS", f"{ours}{os.pathsep}{theirs}")
+    assert load_topology("routed").hosts.keys() == {"a", "r1", "r2", "b", "c"}  # ours first
+    assert load_topology("mine").name == "mine"
+    assert load_topology("nat").name == "nat"  # the shipped ones still follow
+    assert {"mine", "routed", "nat"} <= set(topology_names())
 
 
 @pytest.mark.skipif(shutil.which("ip") is None, reason="needs ip: apt-get install -y iproute2")

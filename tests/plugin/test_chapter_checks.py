@@ -52,10 +52,26 @@ def _profile(pytester: pytest.Pytester, check: str, expect: str, why: str) -> No
 
 def test_chapter_answer_passes_and_a_difference_fails_naming_both(pytester):
     pytester.makepyfile(test_chapter=SUITE)
-    result = _run(pytester)
+    result = _run(pytester, "--hdp-profile", "none")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*bind-shared-port-needs-reuseaddr on 127.0.0.1 IPv4: "
                                  "chapter 10.11.3 expects EADDRINUSE, observed bound*"])
+
+
+def test_the_shipped_profile_explains_a_difference_without_a_folder_of_ones_own(pytester):
+    pytester.makepyfile(test_chapter=SUITE)
+    result = _run(pytester)
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*XFAIL*test_shared*inet_csk/udp_lib_lport_inuse*"])
+
+
+def test_a_folder_beside_the_tests_overrides_the_shipped_profile(pytester):
+    pytester.makepyfile(test_chapter=SUITE)
+    folder = pytester.path / "profiles" / "udp"
+    folder.mkdir(parents=True)
+    (folder / "mine.yaml").write_text("profile: mine\napplies: {system: linux}\nchecks: []\n")
+    result = _run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
 
 
 def test_profile_answer_xfails_with_its_reason_and_lands_in_the_report(pytester):

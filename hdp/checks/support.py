@@ -3,6 +3,10 @@
 Whether a datagram was delivered is decided by a sentinel, not by waiting: a valid
 datagram sent after it on the same path, to the same socket. When the sentinel arrives
 and the datagram has not, the receiver dropped it.
+
+No pytest here: the conformance suite imports it as a module of the installed package.
+A path that cannot even carry the sentinel raises AssertionError (a failed test to pytest)
+explicitly, so the check holds under `python -O` too.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from hdp.errors import DecodeError
@@ -36,8 +40,9 @@ class Receiver:
 
 def open_receiver(path: Any, *, protocol: int = 17, **options: Any) -> Receiver:
     opened = path.receiver.open_udp(path.family, protocol=protocol, bind=path.dst, **options)
-    assert opened.ok, (f"{path.id}: cannot bind a UDP socket to {path.dst} "
-                       f"({opened.stage}: {opened.errno})")
+    if not opened.ok:
+        raise AssertionError(f"{path.id}: cannot bind a UDP socket to {path.dst} "
+                             f"({opened.stage}: {opened.errno})")
     return Receiver(path, opened.handle, opened.port, protocol)
 
 
@@ -46,9 +51,9 @@ def ip_packet(src: str, dst: str, protocol: int, body: bytes, *,
     """`body` behind an IPv4 or IPv6 header, as a raw header-included send takes it."""
     if ip_address(src).version == 4:
         ident = random.getrandbits(16) if identification is None else identification
-        return ipv4.encode(ipv4.IPv4Header(src=ip_address(src), dst=ip_address(dst),
+        return ipv4.encode(ipv4.IPv4Header(src=IPv4Address(src), dst=IPv4Address(dst),
                                            protocol=protocol, identification=ident), body)
-    return ipv6.encode(ipv6.IPv6Header(src=ip_address(src), dst=ip_address(dst),
+    return ipv6.encode(ipv6.IPv6Header(src=IPv6Address(src), dst=IPv6Address(dst),
                                        next_header=protocol), body)
 
 
@@ -74,9 +79,10 @@ def fate(path: Any, receiver: Receiver, packets: list[bytes], *,
     got = path.receiver.receive(receiver.handle, count=2, timeout=WAIT, until=SENTINEL)
     if any(d.head.startswith(MARK) for d in got):
         return "delivered", got
-    assert any(d.head.startswith(SENTINEL) for d in got), (
-        f"{path.id}: not even the valid sentinel datagram arrived within {WAIT:g} s; the "
-        "path does not carry UDP, so nothing can be said about the datagram before it")
+    if not any(d.head.startswith(SENTINEL) for d in got):
+        raise AssertionError(
+            f"{path.id}: not even the valid sentinel datagram arrived within {WAIT:g} s; the "
+            "path does not carry UDP, so nothing can be said about the datagram before it")
     return "dropped", got
 
 

@@ -1,0 +1,1 @@
+"""Pytest-free helpers of the path checks that the conformance suite runs."""
