@@ -32,8 +32,10 @@ hdp_setup() {
     fi
     # setpriv/capsh drop CAP_NET_RAW for the no-privilege tests; iproute2 and nftables
     # build the lab; sudo and an sshd (never started as a service: the tests run their own
-    # on 127.0.0.1) carry the agent launchers' tests.
-    hdp_apt_install util-linux libcap2-bin iproute2 nftables sudo openssh-client openssh-server
+    # on 127.0.0.1) carry the agent launchers' tests; tshark reads our pcap files as an
+    # independent oracle; shellcheck checks the CI workflow's scripts.
+    hdp_apt_install util-linux libcap2-bin iproute2 nftables sudo openssh-client \
+        openssh-server tshark shellcheck
     if [ ! -x "$HDP_VENV/bin/python" ]; then
         "$HDP_PYTHON" -m venv "$HDP_VENV" 2>/dev/null || {
             hdp_apt_install python3-venv && "$HDP_PYTHON" -m venv "$HDP_VENV"
