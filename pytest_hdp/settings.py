@@ -45,8 +45,9 @@ OPTIONS = (
     Option("hdp-family", "address families: 4, 6 or 4,6", "4,6"),
     Option("hdp-payload", "what probes carry after the IP header: hdp, udp, raw or a list",
            "hdp,udp"),
-    Option("hdp-profile", "quirk profile: a YAML file, 'auto' (the one in "
-           "conformance/profiles that applies to this platform) or 'none'", "auto"),
+    Option("hdp-profile", "quirk profile: a YAML file, 'auto' (the one that applies to this "
+           "platform, from conformance/profiles or profiles beside the tests, else the "
+           "shipped ones) or 'none'", "auto"),
     Option("hdp-record-profile", "record what this run observed as a profile at PATH"),
     Option("hdp-report", "write the quirk report to PATH (.md or .json)"),
     Option("hdp-timeout", "seconds to wait after the last probe for late evidence", "1.0"),

@@ -16,8 +16,9 @@ def add_lab_parser(commands: Any) -> argparse.ArgumentParser:
     """Add `hdp lab` to the `hdp` subcommands (`commands` from add_subparsers)."""
     lab: argparse.ArgumentParser = commands.add_parser(
         "lab", help="bring network labs (routers, NAT, firewalls in namespaces) up and down",
-        description="Real middleboxes in Linux network namespaces (as root): topologies from "
-                    "conformance/labs/*.yaml, addresses from 198.18.0.0/15 and fd68:6470::/32.")
+        description="Real middleboxes in Linux network namespaces (as root): the topologies "
+                    "pytest-hdp ships, those in the folders of HDP_LABS, or a .yaml path; "
+                    "addresses from 198.18.0.0/15 and fd68:6470::/32.")
     actions = lab.add_subparsers(dest="lab_command", required=True, parser_class=type(lab))
     actions.add_parser("list", help="the topologies, then the labs that are up")
     up = actions.add_parser("up", help="bring a topology up and leave it up",
