@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdp.case import Case
-from hdp.describe import kind_of, one_line, with_details
+from hdp.describe import kind_of, one_line, short, with_details
 from hdp.errors import HdpError
 from hdp.selection import fold_ranges
 from hdp.verdict import Outcome
@@ -139,9 +139,7 @@ def _kind(value: object) -> str:
 
 
 def _show(value: object, limit: int = 40, quote: bool = True) -> str:
-    text = repr(value) if quote or not isinstance(value, str) else value
-    text = _one_line(text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return short(value, limit, quote=quote)
 
 
 def _platform_text(platform: dict[str, str]) -> str:

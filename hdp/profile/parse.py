@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
+from hdp import errno_names, safe_yaml
 from hdp.errors import UsageError
 from hdp.profile.model import (
     _ERRNO_NAME,
@@ -42,14 +43,12 @@ from hdp.verdict import Outcome
 # --- loading ---------------------------------------------------------------------------
 
 def load_profile(path: str | Path) -> Profile:
-    """Read and check a profile file; every defect is one ProfileError line."""
+    """Read (at most safe_yaml.MAX_BYTES) and check a profile file; every defect is one
+    ProfileError line."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ProfileError(str(path), f"is not UTF-8 text ({error.reason} at byte "
-                                      f"{error.start})") from None
-    except OSError as error:
-        raise ProfileError(str(path), f"cannot be read ({error.strerror or error})") from None
+        text = safe_yaml.read_text(path)
+    except safe_yaml.YamlError as error:
+        raise ProfileError(error.source, error.problem, line=error.line) from None
     return parse_profile(text, str(path))
 
 
@@ -73,28 +72,10 @@ class _Parser:
         if not text.strip():
             raise self.fail("is empty: a profile needs profile, applies and rules")
         try:
-            data = yaml.safe_load(text)
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            problem = error.problem or error.context or "unreadable"
-            notes = [] if mark is None else [f"column {mark.column + 1}"]
-            start = error.context_mark
-            if error.context and start is not None and start is not mark \
-                    and start.line != getattr(mark, "line", None):
-                notes.append(f"{error.context} that starts at line {start.line + 1}")
-            detail = f" ({'; '.join(notes)})" if notes else ""
-            raise ProfileError(self.source, f"not valid YAML: {problem}{detail}",
-                               line=None if mark is None else mark.line + 1) from None
-        except yaml.reader.ReaderError as error:
-            char = error.character
-            shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
-            raise self.fail(f"not valid YAML: {error.reason} ({shown} at offset "
-                            f"{error.position})") from None
-        except yaml.YAMLError as error:
-            raise self.fail(f"not valid YAML: {error}") from None
-        except RecursionError:
-            raise self.fail("not valid YAML: nested too deeply") from None
+            document = safe_yaml.load(text, self.source)
+        except safe_yaml.YamlError as error:
+            raise ProfileError(self.source, error.problem, line=error.line) from None
+        data, root = document.data, document.root
         if not isinstance(data, dict):
             raise self.fail(f"the top level is {_kind(data)}: a profile is a mapping with "
                             "profile, applies and rules", root)
@@ -195,15 +176,10 @@ class _Parser:
 
     def check_keys(self, data: dict[Any, Any], node: Any, valid: tuple[str, ...], what: str,
                    **where: Any) -> None:
-        """Unknown keys (with the closest valid one) and keys given twice, which YAML allows."""
-        key_nodes: dict[str, Any] = {}
-        for key_node, _ in getattr(node, "value", None) or ():
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                continue
-            if key_node.value in key_nodes:
-                raise self.fail(f"{key_node.value!r} appears twice: keep one", key_node,
-                                **where)
-            key_nodes[key_node.value] = key_node
+        """Unknown keys, with the closest valid one (safe_yaml refused keys given twice)."""
+        key_nodes = {key_node.value: key_node
+                     for key_node, _ in getattr(node, "value", None) or ()
+                     if isinstance(key_node, yaml.ScalarNode)}
         for key in data:
             if key not in valid:
                 close = difflib.get_close_matches(str(key), valid, n=1)
@@ -283,10 +259,15 @@ class _Parser:
                 raise fail(f"errno {_show(errno, quote=False)} given with expect: {expect}; "
                            f"errno goes with {_or(ERRNO_OUTCOMES)}")
             if not isinstance(errno, str) or not _ERRNO_NAME.match(errno):
-                fix = f"write {errno.upper()!r}" if isinstance(errno, str) and \
+                fix = f"write {_show(errno.upper())}" if isinstance(errno, str) and \
                     _ERRNO_NAME.match(errno.upper()) else "give its name, like EINVAL"
                 raise fail(f"errno {_show(errno)} is not an errno name: {fix} (numbers differ "
                            "between OSes)")
+            if errno not in errno_names.KNOWN:
+                nearest = errno_names.closest(errno)
+                hint = f"did you mean {nearest!r}? " if nearest else ""
+                raise fail(f"errno {_show(errno)} is no errno name of Linux, macOS or FreeBSD: "
+                           f"{hint}give the name the OS reports, like EINVAL")
         changes = entry.get("changes")
         if changes is not None:
             changes = self.changes(expect, changes, fail)

@@ -255,8 +255,12 @@ DEFECTS: list[tuple[str, str, int | None, int | None]] = [
     (_rule_file(GOOD, "{protocols: [2], expect: lost}"), "has no why", 2, 5),
     (_rule_file("{protocols: [2], expect: lost, why: '  '}"), "why is '  '", 1, 4),
     (_rule_file("{protocols: [2], protocols: [3], expect: lost, why: x}"),
-     "'protocols' appears twice: keep one", 1, 4),
+     "'protocols' appears twice in one mapping (first at line 4): keep one", None, 4),
     (_rule_file("[2, lost]"), "is a list: give a mapping", 1, 4),
+    (_rule_file("{protocols: [50], expect: send-error, errno: EBOGUS, why: x}"),
+     "errno 'EBOGUS' is no errno name of Linux, macOS or FreeBSD: did you mean 'EBUSY'?", 1, 4),
+    (_rule_file("{protocols: [50], expect: send-error, errno: einval, why: x}"),
+     "errno 'einval' is not an errno name: write 'EINVAL'", 1, 4),
     (_rule_file("{protocols: [2], family: 5, expect: lost, why: x}"),
      "family is 5: give 4 or 6", 1, 4),
     (_rule_file("{protocols: [2], payload: tcp, expect: lost, why: x}"),
@@ -547,3 +551,12 @@ def test_recorded_profiles_expect_what_was_recorded(
         expectation = expect(profile, case)
         assert satisfied(expectation, verdict), (case, describe_mismatch(expectation, verdict))
     assert text == dump_profile(record_profile(reversed(results), LINUX))
+
+
+@pytest.mark.parametrize("name", ["EOPNOTSUPP", "EPROTONOSUPPORT", "EAUTH", "ENOTCAPABLE",
+                                  "EWOULDBLOCK"])
+def test_errno_names_of_every_os_are_known_on_any_os(name: str) -> None:
+    """A darwin profile is checked on Linux too: macOS's and FreeBSD's names are valid."""
+    profile = parse_profile(_rule_file(f"{{protocols: [50], expect: send-error, errno: {name}, "
+                                       "why: x}"), "any.yaml")
+    assert profile.rules[0].errno == name
