@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
+from hdp import safe_yaml
+from hdp.describe import kind_of, short
 from hdp.lab.addresses import MAX_ENDS, MAX_LINKS
 from hdp.lab.errors import LabError
 from hdp.resources import lab_folders
@@ -138,115 +140,211 @@ def load_topology(name_or_path: str) -> Topology:
     """The topology of a file path, or of a name in HDP_LABS or the shipped topologies."""
     path = find_topology(name_or_path)
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
-                       ) from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise LabError(f"{path}: bad YAML{line}: {problem}") from None
+        document = safe_yaml.load_file(path)
+    except safe_yaml.YamlError as exc:
+        raise LabError(str(exc)) from None
     try:
-        return parse_topology(data, path)
+        return parse_topology(document.data, path, document.root)
+    except TopologyProblem as exc:
+        raise LabError(f"{path}{'' if exc.line is None else f':{exc.line}'}: {exc}") from None
     except ValueError as exc:
         raise LabError(f"{path}: {exc}") from None
 
 
-def parse_topology(data: Any, path: Path) -> Topology:
-    """Check a loaded YAML document; a problem raises ValueError naming it."""
+class TopologyProblem(ValueError):
+    """A defect of a topology, with the YAML node it is in (for the line number)."""
+
+    def __init__(self, message: str, node: Any = None, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = safe_yaml.line_of(node) if line is None else line
+
+
+def parse_topology(data: Any, path: Path, root: Any = None) -> Topology:
+    """Check a loaded YAML document (`root`: its composed nodes, for line numbers); a
+    problem raises TopologyProblem naming it."""
     if not isinstance(data, dict):
-        raise ValueError("a topology is a mapping with hosts: and links:")
+        raise TopologyProblem("a topology is a mapping with hosts: and links:", root)
+    nodes = _Nodes(root)
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise ValueError(f"unknown key {sorted(map(str, unknown))[0]!r}: "
-                         f"give only {', '.join(sorted(_TOP_KEYS))}")
+        key = sorted(map(str, unknown))[0]
+        raise TopologyProblem(f"unknown key {_show(key)}: give only "
+                              f"{', '.join(sorted(_TOP_KEYS))}", nodes.key(key))
     name = data.get("lab", path.stem)
     if name != path.stem:
-        raise ValueError(f"lab: {name!r} differs from the file name {path.stem!r}")
+        raise TopologyProblem(f"lab: {_show(name)} differs from the file name "
+                              f"{path.stem!r}", nodes.get("lab"))
     ipv6 = data.get("ipv6", True)
     if not isinstance(ipv6, bool):
-        raise ValueError(f"ipv6: {ipv6!r} is not true or false")
-    hosts = _hosts(data.get("hosts"))
-    links = tuple(_link(number, item, hosts, ipv6)
-                  for number, item in enumerate(_list(data.get("links"), "links"), 1))
+        raise TopologyProblem(f"ipv6: {_show(ipv6)} is not true or false", nodes.get("ipv6"))
+    hosts = _hosts(data.get("hosts"), nodes.child("hosts"))
+    link_nodes = nodes.child("links")
+    links = tuple(_link(number, item, hosts, ipv6, link_nodes.child(number - 1))
+                  for number, item in enumerate(_list(data.get("links"), "links",
+                                                      link_nodes.node), 1))
     if not links or len(links) > MAX_LINKS:
-        raise ValueError(f"links: give 1 to {MAX_LINKS} links")
+        raise TopologyProblem(f"links: give 1 to {MAX_LINKS} links", link_nodes.node)
     for host in hosts:
         if not any(host in link.ends for link in links):
-            raise ValueError(f"host {host} is on no link: add it to a link's ends")
+            raise TopologyProblem(f"host {host} is on no link: add it to a link's ends",
+                                  nodes.child("hosts").key(host))
     nftables = data.get("nftables") or {}
+    nft_nodes = nodes.child("nftables")
     if not isinstance(nftables, dict):
-        raise ValueError("nftables: give a mapping of host name to ruleset text")
+        raise TopologyProblem("nftables: give a mapping of host name to ruleset text",
+                              nft_nodes.node)
     for host, ruleset in nftables.items():
         if host not in hosts:
-            raise ValueError(f"nftables: unknown host {host!r} (hosts: {', '.join(hosts)})")
+            raise TopologyProblem(f"nftables: unknown host {_show(host)} "
+                                  f"(hosts: {', '.join(hosts)})", nft_nodes.key(host))
         if not isinstance(ruleset, str):
-            raise ValueError(f"nftables: {host}'s ruleset is not text: write it as a | block")
+            raise TopologyProblem(f"nftables: {host}'s ruleset is not text: write it as a | "
+                                  "block", nft_nodes.get(host))
+        _check_ruleset(host, ruleset, nft_nodes.get(host))
     description = data.get("description", "")
-    return Topology(str(name), str(description), hosts, links, dict(nftables), ipv6,
-                    str(path))
+    if not isinstance(description, str):
+        raise TopologyProblem(f"description is {kind_of(description, yaml=True)}: give one "
+                              "line of text", nodes.get("description"))
+    return Topology(str(name), description, hosts, links, dict(nftables), ipv6, str(path))
 
 
-def _list(value: Any, what: str) -> list[Any]:
+class _Nodes:
+    """The composed YAML node beside a piece of data, to say which line a problem is on;
+    every lookup gives an empty _Nodes where there is no node (data built in code)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+    def _pairs(self) -> list[tuple[Any, Any]]:
+        if not isinstance(self.node, yaml.MappingNode):
+            return []
+        return [(k, v) for k, v in self.node.value if isinstance(k, yaml.ScalarNode)]
+
+    def key(self, name: object) -> Any:
+        found = [k for k, _ in self._pairs() if k.value == str(name)]
+        return found[0] if found else self.node
+
+    def get(self, name: object) -> Any:
+        found = [v for k, v in self._pairs() if k.value == str(name)]
+        return found[0] if found else self.node
+
+    def child(self, name: object) -> _Nodes:
+        if isinstance(name, int):
+            items = self.node.value if isinstance(self.node, yaml.SequenceNode) else []
+            return _Nodes(items[name] if 0 <= name < len(items) else self.node)
+        return _Nodes(self.get(name))
+
+
+def _show(value: object) -> str:
+    return short(value, 40)
+
+
+def _list(value: Any, what: str, node: Any = None) -> list[Any]:
     if not isinstance(value, list):
-        raise ValueError(f"{what}: give a list")
+        raise TopologyProblem(f"{what}: give a list", node)
     return value
 
 
-def _hosts(value: Any) -> dict[str, HostSpec]:
+def _hosts(value: Any, nodes: _Nodes) -> dict[str, HostSpec]:
     if not isinstance(value, dict) or not value:
-        raise ValueError("hosts: give a mapping of host name to {role: ...}")
+        raise TopologyProblem("hosts: give a mapping of host name to {role: ...}", nodes.node)
     hosts = {}
     for name, spec in value.items():
+        where = nodes.key(name)
         if not isinstance(name, str) or not _HOST_NAME.fullmatch(name) or len(name) > 32:
-            raise ValueError(f"host name {name!r}: use lower-case letters, digits and '-', "
-                             "starting with a letter, at most 32 characters")
+            raise TopologyProblem(f"host name {_show(name)}: use lower-case letters, digits "
+                                  "and '-', starting with a letter, at most 32 characters",
+                                  where)
         if _RESERVED.fullmatch(name):
-            raise ValueError(f"host name {name!r} is reserved for a link's switch namespace")
+            raise TopologyProblem(f"host name {name!r} is reserved for a link's switch "
+                                  "namespace", where)
         spec = {} if spec is None else spec
         if isinstance(spec, dict) and set(spec) - {"role"}:
-            raise ValueError(f"host {name}: unknown key {sorted(map(str, spec))[0]!r}: "
-                             "give only role")
+            raise TopologyProblem(f"host {name}: unknown key "
+                                  f"{_show(sorted(map(str, spec))[0])}: give only role",
+                                  nodes.get(name))
         role = spec.get("role", "host") if isinstance(spec, dict) else spec
-        if role not in ROLES:
-            raise ValueError(f"host {name}: role {role!r} is not one of {', '.join(ROLES)}")
+        if not isinstance(role, str) or role not in ROLES:
+            raise TopologyProblem(f"host {name}: role {_show(role)} is not one of "
+                                  f"{', '.join(ROLES)}", nodes.get(name))
         hosts[name] = HostSpec(name, role)
     return hosts
 
 
-def _link(number: int, item: Any, hosts: dict[str, HostSpec], ipv6: bool) -> LinkSpec:
+def _link(number: int, item: Any, hosts: dict[str, HostSpec], ipv6: bool,
+          nodes: _Nodes) -> LinkSpec:
     where = f"link {number}"
     if not isinstance(item, dict) or "ends" not in item:
-        raise ValueError(f"{where}: give a mapping with ends: [host, host, ...]")
+        raise TopologyProblem(f"{where}: give a mapping with ends: [host, host, ...]",
+                              nodes.node)
     unknown = set(item) - _LINK_KEYS
     if unknown:
-        raise ValueError(f"{where}: unknown key {sorted(map(str, unknown))[0]!r}: "
-                         f"give only {', '.join(sorted(_LINK_KEYS))}")
-    ends = tuple(_list(item["ends"], f"{where} ends"))
-    for end in ends:
+        key = sorted(map(str, unknown))[0]
+        raise TopologyProblem(f"{where}: unknown key {_show(key)}: give only "
+                              f"{', '.join(sorted(_LINK_KEYS))}", nodes.key(key))
+    end_nodes = nodes.child("ends")
+    ends = tuple(_list(item["ends"], f"{where} ends", end_nodes.node))
+    for index, end in enumerate(ends):
+        if not isinstance(end, str):
+            raise TopologyProblem(f"{where}: ends lists {_show(end)} "
+                                  f"({kind_of(end, yaml=True)}): give host names, e.g. "
+                                  "ends: [client, router]", end_nodes.child(index).node)
         if end not in hosts:
-            raise ValueError(f"{where}: unknown host {end!r} (hosts: {', '.join(hosts)})")
+            raise TopologyProblem(f"{where}: unknown host {_show(end)} "
+                                  f"(hosts: {', '.join(hosts)})", end_nodes.child(index).node)
     if len(ends) < 2 or len(set(ends)) != len(ends) or len(ends) > MAX_ENDS:
-        raise ValueError(f"{where}: give 2 to {MAX_ENDS} different hosts as ends")
+        raise TopologyProblem(f"{where}: give 2 to {MAX_ENDS} different hosts as ends",
+                              end_nodes.node)
     mtu = item.get("mtu")
     if mtu is not None:
         if isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535:
-            raise ValueError(f"{where}: bad mtu {mtu!r}: give a whole number 68..65535")
+            raise TopologyProblem(f"{where}: bad mtu {_show(mtu)}: give a whole number "
+                                  "68..65535", nodes.get("mtu"))
         if ipv6 and mtu < IPV6_MIN_MTU:
-            raise ValueError(f"{where}: mtu {mtu} is below IPv6's minimum of {IPV6_MIN_MTU}: "
-                             "raise it or set ipv6: false")
-    delay = _netem(item.get("delay"), _DELAY, f"{where}: bad delay", "e.g. 5ms, 200us, 1s")
-    loss = _netem(item.get("loss"), _LOSS, f"{where}: bad loss", "e.g. 0%, 1.5%")
+            raise TopologyProblem(f"{where}: mtu {mtu} is below IPv6's minimum of "
+                                  f"{IPV6_MIN_MTU}: raise it or set ipv6: false",
+                                  nodes.get("mtu"))
+    delay = _netem(item.get("delay"), _DELAY, f"{where}: bad delay", "e.g. 5ms, 200us, 1s",
+                   nodes.get("delay"))
+    loss = _netem(item.get("loss"), _LOSS, f"{where}: bad loss", "e.g. 0%, 1.5%",
+                  nodes.get("loss"))
     if loss is not None and float(loss[:-1]) > 100:
-        raise ValueError(f"{where}: bad loss {loss!r}: give 0% to 100%")
+        raise TopologyProblem(f"{where}: bad loss {loss!r}: give 0% to 100%", nodes.get("loss"))
     return LinkSpec(number, ends, mtu, delay, loss)
 
 
-def _netem(value: Any, pattern: re.Pattern[str], what: str, example: str) -> str | None:
+# nft(8) reads other files only through `include` (shell wildcards allowed); the lab runs
+# `nft -f` on a ruleset as root, so an include would let a topology file read any file.
+_NFT_FILE_STATEMENTS = frozenset({"include"})
+_NFT_STRING = re.compile(r'"[^"\n]*"?')
+_NFT_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_ruleset(host: str, ruleset: str, node: Any) -> None:
+    """Refuse statements that make nft read files: rulesets are inline text only."""
+    for number, line in enumerate(ruleset.splitlines(), 1):
+        code = _NFT_STRING.sub('""', line).split("#", 1)[0]
+        for word in _NFT_WORD.findall(code):
+            if word.lower() in _NFT_FILE_STATEMENTS:
+                raise TopologyProblem(
+                    f"nftables: {host}'s ruleset line {number} has {word!r}: a lab ruleset "
+                    "may not read files (nft runs it as root); write the rules inline",
+                    line=_text_line(node, number))
+
+
+def _text_line(node: Any, number: int) -> int | None:
+    """The file line of line `number` of a scalar's text: a `|` or `>` block starts on the
+    line after its indicator; a one-line scalar is all on its own line."""
+    line = safe_yaml.line_of(node)
+    if line is None:
+        return None
+    return line + number if getattr(node, "style", None) in ("|", ">") else line
+
+
+def _netem(value: Any, pattern: re.Pattern[str], what: str, example: str,
+           node: Any = None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ValueError(f"{what} {value!r}: {example}")
+        raise TopologyProblem(f"{what} {_show(value)}: {example}", node)
     return value

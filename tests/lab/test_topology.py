@@ -8,11 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hdp
 from hdp.lab import Lab, LabError, addresses, load_topology, topology_names
 from hdp.lab.routing import Route, routes, shortest_path
-from hdp.lab.topology import Topology
+from hdp.lab.topology import Topology, TopologyProblem, parse_topology
 
 SHIPPED = Path(hdp.__file__).resolve().parents[1] / "conformance" / "labs"
 BUILT_IN = sorted(path.stem for path in SHIPPED.glob("*.yaml"))
@@ -119,8 +121,12 @@ links: [{ends: [a, b]}, {ends: [b, c]}]
     ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\nipv6: maybe\n", "ipv6: 'maybe'"),
     ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\nrouters: []\n", "unknown key 'routers'"),
     ("lab: other\nhosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\n", "differs from the file"),
-    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}\n", "bad YAML at line"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}\n", "not valid YAML"),
     ("- just\n- a list\n", "a topology is a mapping"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [[a], b]}]\n", "ends lists ['a'] (a list)"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [{a: 1}, b]}]\n", "ends lists {'a': 1}"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\ndescription: [x]\n",
+     "description is a list"),
 ])
 def test_a_bad_topology_is_one_line_naming_file_and_problem(tmp_path: Path, text: str,
                                                             problem: str) -> None:
@@ -128,7 +134,7 @@ def test_a_bad_topology_is_one_line_naming_file_and_problem(tmp_path: Path, text
     with pytest.raises(LabError) as raised:
         load_topology(path)
     message = str(raised.value)
-    assert message.startswith(f"{path}: ") and problem in message
+    assert re.match(rf"{re.escape(str(path))}(:[0-9]+)?: ", message) and problem in message
     assert "\n" not in message
 
 
@@ -183,3 +189,52 @@ def test_a_lab_knows_its_addresses_before_it_is_up() -> None:
         routed.address("client", 5)
     with pytest.raises(LabError, match="lab mtu-576 has no IPv6"):
         Lab(load_topology("mtu-576")).address("client", 6)
+
+
+@pytest.mark.parametrize(("text", "problem", "line"), [
+    pytest.param("hosts:\n  a: {role: client}\n  b: {}\n  a: {role: router}\n"
+                 "links:\n  - ends: [a, b]\n", "'a' appears twice in one mapping (first at line 2)",
+                 4, id="duplicate-host"),
+    pytest.param("hosts:\n  client: {role: client}\n  router: {}\nlinks:\n"
+                 "  - ends: [client, router]\n  - ends: [[client], router]\n",
+                 "link 2: ends lists ['client'] (a list): give host names", 6, id="nested-ends"),
+    pytest.param("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\nnftables:\n  a: |\n"
+                 "    table ip filter {\n    }\n    include \"/etc/shadow\"\n",
+                 "nftables: a's ruleset line 3 has 'include': a lab ruleset may not read files",
+                 7, id="include"),
+    pytest.param("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\n"
+                 "nftables: {a: 'flush ruleset; include \"/etc/nftables/*.nft\"'}\n",
+                 "line 1 has 'include'", 3, id="include-after-semicolon"),
+    pytest.param("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\nnftables:\n  a: |\n"
+                 "    INCLUDE \"x\"\n", "line 1 has 'INCLUDE'", 5, id="include-upper-case"),
+    pytest.param("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\nhosts2: " + "[" * 40
+                 + "]" * 40 + "\n", "nested more than 32 levels deep", 3, id="deep"),
+])
+def test_a_topology_defect_names_its_line(tmp_path: Path, text: str, problem: str,
+                                          line: int) -> None:
+    path = write(tmp_path, "bad", text)
+    with pytest.raises(LabError) as raised:
+        load_topology(path)
+    assert str(raised.value).startswith(f"{path}:{line}: "), raised.value
+    assert problem in str(raised.value)
+
+
+def test_include_in_a_comment_or_a_string_is_text(tmp_path: Path) -> None:
+    path = write(tmp_path, "fine", "hosts: {a: {role: router}, b: {}}\n"
+                 "links: [{ends: [a, b]}]\nnftables:\n  a: |\n"
+                 "    # include nothing: rules are inline\n"
+                 "    table inet f { chain c { comment \"include\" } }\n")
+    assert "include" in load_topology(path).nftables["a"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.sampled_from(["hosts", "links", "ends", "role", "a",
+                                                       "b", "mtu", "nftables", "lab", "ipv6"]),
+                                      inner, max_size=4), max_leaves=20))
+def test_any_data_is_a_topology_or_one_problem(data: object) -> None:
+    try:
+        parse_topology(data, Path("fuzz.yaml"))
+    except TopologyProblem as problem:
+        assert "\n" not in str(problem)
