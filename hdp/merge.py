@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePath
 from typing import Any, TextIO
 
+from hdp import report_load
 from hdp.describe import family_name as _family
 from hdp.describe import markdown_cell as _md
 from hdp.errors import HdpError, UsageError
-from hdp.report import dumps, loads, outcome_label
+from hdp.report import dumps, outcome_label
 from hdp.verdict import Outcome
 
 SCHEMA = "hdp-matrix/1"
@@ -183,13 +184,8 @@ def _row(cells: Iterable[str]) -> str:
 # --- command line ----------------------------------------------------------------------
 
 def read_report(path: str) -> dict[str, Any]:
-    """One hdp-report/1 file, or one HdpError line naming it."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise HdpError(f"cannot read {path} ({reason}): {_FIX}") from None
-    return loads(text, path)
+    """One hdp-report/1 file (read up to its cap), or one HdpError line naming it."""
+    return report_load.read_report(path, _FIX)
 
 
 def command_merge(args: Any, stdout: TextIO) -> int:

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from hdp.case import Case, Observation
-from hdp.describe import FAMILIES, kind_of, one_line, with_details
 from hdp.describe import family_name as _family
 from hdp.describe import markdown_cell as _md
-from hdp.errors import HdpError
+from hdp.describe import one_line, with_details
 from hdp.host import platform_info
 from hdp.report_checks import render_checks
+from hdp.report_load import SCHEMA, VERDICT_LABELS, loads, read_report
 from hdp.selection import fold_ranges
 from hdp.verdict import Outcome, Verdict
 
-SCHEMA = "hdp-report/1"
-VERDICT_LABELS = ("pass", "fail", "xfail", "xpass")
+__all__ = ["SCHEMA", "VERDICT_LABELS", "CaseResult", "build_report", "case_entry", "dumps",
+           "loads", "read_report", "render_markdown", "report_of_entries", "summarize"]
 
-_FIX = "give a file written by hdp sweep --format json"
-_OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 _ARRIVED = frozenset({Outcome.DELIVERED.value, Outcome.ALTERED.value})
 _LOCAL_REFUSALS = frozenset({Outcome.SOCKET_ERROR.value, Outcome.SEND_ERROR.value})
 # A change that has a value in the entry is shown with it: "altered (protocol: 3)".
@@ -77,6 +75,12 @@ def case_entry(result: CaseResult) -> dict[str, Any]:
     }
     if result.vantage is not None:  # absent, not null: reports without vantage points keep
         entry["vantage"] = result.vantage  # the fields they always had
+    # Probe knobs other than the defaults, likewise absent when unused: two cases that differ
+    # only in them are two cases of one report.
+    if case.tos:
+        entry["tos"] = case.tos
+    if case.df is not None:
+        entry["df"] = case.df
     return entry
 
 
@@ -127,144 +131,6 @@ def _from(entry: dict[str, Any]) -> str:
 def dumps(report: dict[str, Any]) -> str:
     """Deterministic text for a report: sorted keys, two-space indent, trailing newline."""
     return json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n"
-
-
-# --- reading ---------------------------------------------------------------------------
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_str(value: object) -> bool:
-    return isinstance(value, str)
-
-
-def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda value: value is None or check(value)
-
-
-def _is_icmp(value: object) -> bool:
-    return (isinstance(value, dict) and _is_int(value.get("type")) and _is_int(value.get("code"))
-            and _optional(_is_str)(value.get("from")) and _optional(_is_int)(value.get("mtu")))
-
-
-_Check = tuple[Callable[[object], bool], str]
-_OUTCOME_CHECK: _Check = (lambda v: isinstance(v, str) and v in _OUTCOMES,
-                          f"one of {', '.join(sorted(_OUTCOMES))}")
-_REQUIRED: dict[str, _Check] = {
-    "target": (_is_str, "a string"),
-    "path": (_is_str, "a string"),
-    "family": (lambda v: _is_int(v) and v in FAMILIES, "4 or 6"),
-    "protocol": (_is_int, "an integer"),
-    "payload": (_is_str, "a string"),
-    "outcome": _OUTCOME_CHECK,
-}
-_OPTIONAL: dict[str, _Check] = {
-    "size": (_is_int, "an integer"),
-    "errno": (_optional(_is_str), "a string or null"),
-    "wire_protocol": (_optional(_is_int), "an integer or null"),
-    "changes": (lambda v: isinstance(v, list) and all(map(_is_str, v)), "a list of strings"),
-    "hops": (_optional(_is_int), "an integer or null"),
-    "latency_us": (_optional(lambda v: _is_int(v) or isinstance(v, float)), "a number or null"),
-    "expected": (_optional(_OUTCOME_CHECK[0]), f"null or {_OUTCOME_CHECK[1]}"),
-    "verdict": (_optional(lambda v: isinstance(v, str) and v in VERDICT_LABELS),
-                f"null or one of {', '.join(VERDICT_LABELS)}"),
-    "inferred": (lambda v: isinstance(v, bool), "true or false"),
-    "sent": (lambda v: isinstance(v, bool), "true or false"),
-    "received": (lambda v: isinstance(v, bool), "true or false"),
-    "bytes_sent": (_optional(_is_int), "an integer or null"),
-    "bytes_received": (_optional(_is_int), "an integer or null"),
-    "source": (_optional(_is_str), "a string or null"),
-    "deliveries": (_is_int, "an integer"),
-    "icmp": (_optional(_is_icmp), 'null or {"type": int, "code": int, "from", "mtu"}'),
-    "note": (_optional(_is_str), "a string or null"),
-    "vantage": (_optional(_is_str), "a string or null"),
-}
-
-
-def loads(text: str, source: str = "<report>") -> dict[str, Any]:
-    """Parse and check an hdp-report/1 document; anything else is one HdpError line."""
-    where = one_line(source)
-
-    def fail(what: str) -> HdpError:
-        return HdpError(f"{where}: {what}: {_FIX}")
-
-    if not text.strip():
-        raise fail("is empty, not an hdp-report/1 file")
-    try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except json.JSONDecodeError as error:
-        raise fail(f"not JSON ({error.msg} at line {error.lineno} column {error.colno})") \
-            from None
-    except (ValueError, TypeError) as error:
-        raise fail(f"not JSON ({one_line(str(error))})") from None
-    except RecursionError:
-        raise fail("not JSON that can be read (nested too deeply)") from None
-    if not isinstance(data, dict):
-        raise fail(f"not an hdp-report/1 file (the JSON is {_kind(data)}, not an object)")
-    if data.get("schema") != SCHEMA:
-        schema = f"schema is {_show(data['schema'])}" if "schema" in data else "no schema field"
-        raise fail(f"not an hdp-report/1 file ({schema})")
-    if "platform" not in data:
-        raise fail("has no 'platform' object")
-    platform = data["platform"]
-    if not isinstance(platform, dict) or not all(map(_is_str, platform.values())):
-        raise fail(f"'platform' is {_show(platform)}, expected an object of strings")
-    if "meta" in data and not isinstance(data["meta"], dict):
-        raise fail(f"'meta' is {_kind(data['meta'])}, expected an object")
-    if "cases" not in data:
-        raise fail("has no 'cases' list")
-    if not isinstance(data["cases"], list):
-        raise fail(f"'cases' is {_kind(data['cases'])}, expected a list")
-    for index, entry in enumerate(data["cases"]):
-        problem = _case_problem(entry)
-        if problem is not None:
-            raise fail(f"cases[{index}]{_case_name(entry)} {problem}")
-    return data
-
-
-def _case_problem(entry: object) -> str | None:
-    if not isinstance(entry, dict):
-        return f"is {_kind(entry)}, expected an object"
-    for name, (check, expected) in _REQUIRED.items():
-        if name not in entry:
-            return f"has no {name!r} field"
-        if not check(entry[name]):
-            return f"field {name!r} is {_show(entry[name])}, expected {expected}"
-    for name, (check, expected) in _OPTIONAL.items():
-        if name in entry and not check(entry[name]):
-            return f"field {name!r} is {_show(entry[name])}, expected {expected}"
-    return None
-
-
-def _case_name(entry: object) -> str:
-    """` (127.0.0.1 IPv4 protocol 253)` for a case whose identity fields are readable."""
-    if not isinstance(entry, dict):
-        return ""
-    target, family, protocol = entry.get("target"), entry.get("family"), entry.get("protocol")
-    if not (_is_str(target) and _is_int(family) and _is_int(protocol)):
-        return ""
-    return f" ({one_line(str(target))} {_family(family)} protocol {protocol})"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
-
-
-def _kind(value: object) -> str:
-    return kind_of(value)
-
-
-def _show(value: object, limit: int = 40) -> str:
-    text = json.dumps(value)  # escapes newlines: the message stays one line
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # --- rendering -------------------------------------------------------------------------

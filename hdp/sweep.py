@@ -14,7 +14,7 @@ from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.case import Case
 from hdp.engine import BatchResult
 from hdp.errors import HdpError, UsageError
-from hdp.report import CaseResult, build_report, dumps, loads, render_markdown
+from hdp.report import CaseResult, build_report, dumps, read_report, render_markdown
 from hdp.target import Target, plan_target, probe
 from hdp.verdict import judge
 
@@ -180,12 +180,5 @@ def command_report(args: Any, stdout: TextIO) -> int:
     if len(args.files) != 1:
         raise UsageError("give one JSON report to render, e.g. hdp report sweep.json; "
                          "for several, hdp report merge A.json B.json")
-    source = args.files[0]
-    try:
-        text = Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise HdpError(f"cannot read {source} ({reason}): give the path of a report "
-                       "written by hdp sweep --format json") from None
-    write_report(loads(text, source), args.format or "md", args.out, stdout)
+    write_report(read_report(args.files[0]), args.format or "md", args.out, stdout)
     return 0

@@ -22,9 +22,11 @@ from hdp.report import (
     dumps,
     loads,
     platform_info,
+    read_report,
     render_markdown,
     summarize,
 )
+from hdp.report_load import MAX_BYTES as MAX_REPORT_BYTES
 from hdp.verdict import Outcome, judge
 
 PLATFORM = {"system": "linux", "release": "6.18.44", "machine": "x86_64", "python": "3.11.7"}
@@ -211,7 +213,21 @@ def _with(name: str, value: object) -> str:
     (_without("outcome"), "cases[1] (127.0.0.1 IPv4 protocol 254) has no 'outcome' field"),
     (_without("target"), "cases[1] has no 'target' field"),
     (_with_case_field("family", "4"), "field 'family' is \"4\", expected 4 or 6"),
-    (_with_case_field("protocol", True), "field 'protocol' is true, expected an integer"),
+    (_with_case_field("protocol", True),
+     "field 'protocol' is true, expected a protocol number -1..65535"),
+    (_with_case_field("protocol", 2 ** 80),
+     f"field 'protocol' is {2 ** 80}, expected a protocol number -1..65535"),
+    (_with_case_field("protocol", 7).replace('"protocol": 7', '"protocol": ' + "9" * 5000),
+     "not JSON (Exceeds the limit"),
+    (_with_case_field("wire_protocol", 256), "expected a protocol number 0..255 or null"),
+    (_with_case_field("bytes_received", -1), "expected a byte count 0..65575 or null"),
+    (_with_case_field("icmp", {"type": 3, "code": 300}), "field 'icmp' is"),
+    (_with("cases", [_valid()["cases"][0]] * 2),  # type: ignore[index]
+     "cases[1] (127.0.0.1 IPv4 protocol 253) is the case of cases[0] again"),
+    (_with("checks", {}), "'checks' is an object, expected a list"),
+    (_with("checks", [{"check": "x", "verdict": "pass", "family": 5}]),
+     "checks[0] field 'family' is 5, expected 4, 6 or null"),
+    (_with("checks", [{"verdict": "pass"}]), "checks[0] has no 'check' field"),
     (_with_case_field("outcome", "gone"), "field 'outcome' is \"gone\", expected one of"),
     (_with_case_field("changes", "protocol"), "field 'changes' is \"protocol\""),
     (_with_case_field("icmp", {"type": 3}), "field 'icmp' is {\"type\": 3}"),
@@ -357,26 +373,30 @@ def test_cells_escape_pipes_and_newlines():
 _alphabet = st.sampled_from(list("a1.:-_ |\\`*#\"\n\r\t\x00\x85\u2028éμ😀"))
 _texts = st.text(_alphabet, max_size=8)
 _errnos = st.none() | st.sampled_from(["EINVAL", "EOPNOTSUPP", "EPROTONOSUPPORT", ""]) | _texts
-_maybe_int = st.none() | st.integers(-1, 70_000)
+# Every value a kernel can hand over: bytes of an IP datagram, protocol bytes, 16-bit MTUs.
+_maybe_bytes = st.none() | st.integers(0, 65_575)
 _deliveries = st.builds(
     Delivery, src=st.sampled_from(["127.0.0.1", "::1", "10.0.0.1"]) | _texts,
-    dst=st.none() | _texts, wire_protocol=_maybe_int, ttl=st.none() | st.integers(0, 255),
+    dst=st.none() | _texts, wire_protocol=st.none() | st.integers(0, 255),
+    ttl=st.none() | st.integers(0, 255),
     dscp=st.none() | st.integers(0, 63), ecn=st.none() | st.integers(0, 3),
-    length=st.integers(0, 70_000), intact=st.booleans(),
+    length=st.integers(0, 65_575), intact=st.booleans(),
     latency_us=st.none() | st.floats() | st.integers(-10**6, 10**6))
 _icmps = st.builds(IcmpReport, family=st.sampled_from([4, 6]), type=st.integers(0, 255),
-                   code=st.integers(0, 255), source=st.none() | _texts, mtu=_maybe_int)
+                   code=st.integers(0, 255), source=st.none() | _texts,
+                   mtu=st.none() | st.integers(0, 65_535))
 
 
 @st.composite
 def _results(draw: st.DrawFn) -> CaseResult:
     case = Case(draw(st.sampled_from(["127.0.0.1", "::1"]) | st.text(_alphabet, max_size=12)),
-                draw(st.sampled_from([4, 6])), draw(st.integers(-1, 70_000)),
+                draw(st.sampled_from([4, 6])), draw(st.integers(-1, 65_535)),
                 payload=draw(st.sampled_from(["hdp", "udp", "raw"]) | _texts),
                 size=draw(st.sampled_from([64, 1400])), path=draw(_texts))
     observation = Observation(
         case, socket_errno=draw(_errnos), send_errno=draw(_errnos),
-        listen_errno=draw(_errnos), sent_bytes=draw(_maybe_int), sent_src=draw(st.none() | _texts),
+        listen_errno=draw(_errnos), sent_bytes=draw(_maybe_bytes),
+        sent_src=draw(st.none() | _texts),
         deliveries=tuple(draw(st.lists(_deliveries, max_size=2))),
         icmp=tuple(draw(st.lists(_icmps, max_size=2))), listened=draw(st.booleans()),
         note=draw(st.none() | st.text(_alphabet, max_size=20)))
@@ -385,7 +405,12 @@ def _results(draw: st.DrawFn) -> CaseResult:
                       verdict_label=draw(st.none() | st.sampled_from(VERDICT_LABELS)))
 
 
-@given(st.lists(_results(), max_size=12))
+def _identity(result: CaseResult) -> tuple[object, ...]:
+    case = result.case
+    return (case.target, case.family, case.protocol, case.payload, case.size, case.path)
+
+
+@given(st.lists(_results(), max_size=12, unique_by=_identity))
 def test_any_results_survive_json_and_render(results):
     report = build_report(results, platform=PLATFORM)
     text = dumps(report)
@@ -420,3 +445,45 @@ def test_renumbered_protocol_is_shown_once_and_meta_facts_are_reported():
     assert "unreachable (ICMP 3/2 from 127.0.0.1, on the wire as protocol 0)" in text
     assert "2 probes were sent and left no evidence" in text
     assert "inprocess 4/253: 7" in text and "interrupted" in text
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats(allow_nan=False)
+    | st.text(_alphabet, max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["schema", "platform", "cases", "checks", "target", "path", "family",
+                         "protocol", "payload", "outcome", "icmp", "size", "check",
+                         "verdict"]), inner, max_size=6),
+    max_leaves=30)
+
+
+@given(_json)
+def test_any_json_is_a_report_or_one_line(value):
+    """Whatever a file holds, loads gives a checked report or one HdpError line."""
+    for document in (value, {"schema": SCHEMA, "platform": {}, "cases": [value]},
+                     {**_valid(), "cases": [_valid()["cases"][0], value]}):
+        try:
+            loaded = loads(json.dumps(document), "fuzz.json")
+        except HdpError as error:
+            assert "\n" not in str(error) and len(str(error)) < 300
+        else:
+            render_markdown(loaded)
+            summarize(loaded)
+
+
+def test_a_report_file_is_read_only_up_to_its_cap(tmp_path):
+    big = tmp_path / "big.json"
+    with big.open("wb") as out:
+        out.truncate(MAX_REPORT_BYTES + 1)  # sparse: no disk used
+    for path in (big, "/dev/zero"):
+        with pytest.raises(HdpError, match=r": is larger than 64 MiB, more than any report"):
+            read_report(str(path))
+
+
+def test_cases_that_differ_only_in_tos_or_df_are_two_cases():
+    plain = Case("127.0.0.1", 4, 253)
+    marked = Case("127.0.0.1", 4, 253, tos=46 << 2, df=True)
+    results = [CaseResult(c, Observation(c), judge(Observation(c))) for c in (plain, marked)]
+    loaded = loads(dumps(build_report(results, platform=PLATFORM)), "r.json")
+    assert sorted((c.get("tos", 0), c.get("df") is True) for c in loaded["cases"]) == [
+        (0, False), (184, True)]
