@@ -12,6 +12,15 @@ if TYPE_CHECKING:
     from hdp.lab.lab import Lab
 
 
+DOWN_EPILOG = """\
+examples:
+  sudo hdp lab down 3fa2b1          the lab of that token, whoever brought it up
+  sudo hdp lab down nat             the nat labs this user brought up in this session
+  sudo hdp lab down nat --all       every nat lab
+  sudo hdp lab down --all           every lab, also those of crashed runs (others' too!)
+"""
+
+
 def add_lab_parser(commands: Any) -> argparse.ArgumentParser:
     """Add `hdp lab` to the `hdp` subcommands (`commands` from add_subparsers)."""
     lab: argparse.ArgumentParser = commands.add_parser(
@@ -25,13 +34,17 @@ def add_lab_parser(commands: Any) -> argparse.ArgumentParser:
                             description="Bring a topology up, print its namespaces and "
                                         "addresses, and keep it until hdp lab down.")
     up.add_argument("name", metavar="NAME", help="a topology name or a .yaml file")
-    down = actions.add_parser("down", help="take labs down",
-                              description="Remove a lab by token, the kept labs of a "
-                                          "topology by name, or with --all every lab "
-                                          "namespace, whoever left it.")
+    down = actions.add_parser(
+        "down", help="take labs down",
+        description="Remove a lab by token; by topology name, the labs of that topology "
+                    "this user brought up in this session (kept with hdp lab up, or left by "
+                    "a run that died); with --all, every lab of the topology, or with no "
+                    "name every lab namespace, whoever left it.",
+        epilog=DOWN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     down.add_argument("name", nargs="?", metavar="NAME|TOKEN", help="a topology name or token")
     down.add_argument("--all", action="store_true",
-                      help="remove every lab (hdp-<token>-*), also those of crashed runs")
+                      help="with NAME: every lab of that topology, whoever brought it up; "
+                      "alone: every lab (hdp-<token>-*), also those of crashed runs")
     python = actions.add_parser(
         "python", help="run Python inside a lab host (an xdist worker's vantage point)",
         description="Run this Python inside HOST's namespace of a running lab: the lab the "
@@ -55,9 +68,10 @@ def command_lab(args: Any, stdout: TextIO) -> int:
 
         exec_python(args.host, args.args)
     elif args.lab_command == "down":
-        if args.all == bool(args.name):
-            raise UsageError("give a lab NAME or TOKEN, or --all (not both)")
-        removed = stop_all() if args.all else stop_lab(args.name)
+        if not args.all and not args.name:
+            raise UsageError("give a lab NAME or TOKEN, or --all")
+        removed = stop_all() if args.all and not args.name else \
+            stop_lab(args.name, everyone=args.all)
         print(f"removed {len(removed)} namespace{'s' if len(removed) != 1 else ''}"
               f"{': ' + ' '.join(removed) if removed else ''}", file=stdout)
     else:
@@ -83,8 +97,9 @@ def _list(stdout: TextIO) -> None:
         owner = "kept" if lab.kept else f"pid {lab.owner}" + ("" if lab.alive else " (gone)")
         age = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lab.created))
         state = "up" if lab.alive else "stale: hdp lab down --all removes it"
-        print(f"  {lab.token}  {lab.topology:<16} {owner:<16} since {age}  {state}",
-              file=stdout)
+        who = "this session" if lab.brought_up_here else lab.who
+        print(f"  {lab.token}  {lab.topology:<16} {owner:<16} since {age}  {state}  "
+              f"(brought up by {who})", file=stdout)
 
 
 def describe(lab: Lab, stdout: TextIO) -> None:

@@ -197,8 +197,9 @@ def start_lab(name_or_topology: str | Topology, *, keep: bool = False) -> Lab:
     return Lab(topology, keep=keep).up()
 
 
-def stop_lab(token_or_name: str) -> list[str]:
-    """Remove a lab by token (whoever owns it), or the kept or stale labs of a topology."""
+def stop_lab(token_or_name: str, *, everyone: bool = False) -> list[str]:
+    """Remove a lab by token (whoever owns it), or by topology name the kept or stale labs
+    this user brought up in this session (`everyone`: every lab of that topology)."""
     labs = running_labs()
     if _TOKEN.fullmatch(token_or_name) and (
             any(s.token == token_or_name for s in labs) or netns.lab_namespaces(token_or_name)):
@@ -208,11 +209,14 @@ def stop_lab(token_or_name: str) -> list[str]:
     if not named:
         raise LabError(f"no running lab {token_or_name!r}: give a token or lab name that "
                        "`hdp lab list` shows")
-    ours = [s for s in named if s.kept or s.stale]
+    ours = [s for s in named if everyone or ((s.kept or s.stale) and s.brought_up_here)]
     if not ours:
-        busy = ", ".join(f"{s.token} (pid {s.owner})" for s in named)
-        raise LabError(f"lab {token_or_name} belongs to a running process: {busy}; give the "
-                       "token to remove it anyway")
+        others = "; ".join(
+            f"{s.token} belongs to a running process (pid {s.owner})"
+            if s.alive and not s.kept else f"{s.token} was brought up by {s.who}"
+            for s in named)
+        raise LabError(f"lab {token_or_name}: none of its labs is this session's to remove "
+                       f"({others}): give a token, or --all to remove them anyway")
     removed: list[str] = []
     for lab in ours:
         removed += remove_lab(lab.token, lab.namespaces)

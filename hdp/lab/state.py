@@ -3,7 +3,10 @@
 A lab belongs to the process that started it (its pid and that process's start time, so a
 reused pid is not mistaken for the owner). A lab whose owner has gone is stale and the next
 `start_lab` reaps it; owner 0 means the user keeps it (`hdp lab up`) and only
-`hdp lab down` removes it. /run is a tmpfs, so a reboot forgets labs and namespaces alike.
+`hdp lab down` removes it. The record also says who brought the lab up: the user (the one
+behind sudo, when root runs through sudo) and the login session, so that `hdp lab down NAME`
+removes the labs of this user's own session and leaves everyone else's alone.
+/run is a tmpfs, so a reboot forgets labs and namespaces alike.
 """
 
 from __future__ import annotations
@@ -31,10 +34,23 @@ class LabState:
     namespaces: tuple[str, ...]
     created: float  # seconds since the epoch
     owner_start: int | None = None  # the owner's start time in clock ticks since boot
+    user: int | None = None  # uid of who brought it up (SUDO_UID under sudo); None: unknown
+    session: int | None = None  # their session id (getsid); None: unknown
 
     @property
     def kept(self) -> bool:
         return self.owner == KEPT
+
+    @property
+    def brought_up_here(self) -> bool:
+        """Brought up by this user in this session (a record without them is nobody's)."""
+        return (self.user, self.session) == (current_user(), current_session())
+
+    @property
+    def who(self) -> str:
+        if self.user is None:
+            return "an unknown user"
+        return f"uid {self.user} in session {self.session}"
 
     @property
     def stale(self) -> bool:
@@ -58,6 +74,18 @@ def owner_alive(owner: int, start: int | None) -> bool:
     return now is not None and (start is None or now == start)
 
 
+def current_user() -> int:
+    """The user behind this process: root's caller under sudo, else the real uid."""
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    if os.geteuid() == 0 and sudo_uid.isdigit():
+        return int(sudo_uid)
+    return os.getuid()
+
+
+def current_session() -> int:
+    return os.getsid(0)
+
+
 def state_path(token: str) -> Path:
     return STATE_DIR / f"{token}.json"
 
@@ -66,7 +94,8 @@ def write_state(token: str, topology: str, owner: int, namespaces: list[str]) ->
     """Record a lab (atomically), before its first namespace exists."""
     data = {"token": token, "topology": topology, "owner": owner,
             "owner_start": process_start(owner) if owner != KEPT else None,
-            "namespaces": namespaces, "created": time.time()}
+            "namespaces": namespaces, "created": time.time(),
+            "user": current_user(), "session": current_session()}
     partial = STATE_DIR / f".{token}.json.tmp"
     try:
         for attempt in (1, 2):  # another process may remove the empty directory meanwhile
@@ -94,9 +123,12 @@ def remove_state(token: str) -> None:
 def _parse(data: Any) -> LabState:
     owner = int(data["owner"])
     start = data.get("owner_start")
+    user, session = data.get("user"), data.get("session")
     return LabState(str(data["token"]), str(data["topology"]), owner,
                     owner_alive(owner, start), tuple(map(str, data["namespaces"])),
-                    float(data["created"]), start)
+                    float(data["created"]), start,
+                    None if user is None else int(user),
+                    None if session is None else int(session))
 
 
 def read_state(token: str) -> LabState | None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +36,7 @@ def test_list_shows_every_topology_with_its_description() -> None:
 
 
 def test_down_needs_a_name_or_all() -> None:
-    with pytest.raises(UsageError, match="NAME or TOKEN, or --all"):
+    with pytest.raises(UsageError, match="give a lab NAME or TOKEN, or --all"):
         hdp_lab("down")
 
 
@@ -85,3 +89,31 @@ def test_down_all(sole_lab_user: None) -> None:
 def test_up_of_an_unknown_lab_is_one_line() -> None:
     with pytest.raises(LabError, match="unknown lab 'nope'"):
         hdp_lab("up", "nope")
+
+
+@requires_lab
+def test_down_by_name_leaves_labs_of_other_sessions_unless_all(tmp_path: Path) -> None:
+    """A lab kept from another login session (another engineer's shell) is not this
+    session's to remove by name; --all with the name removes it."""
+    name = f"solo-{secrets.token_hex(3)}"  # a topology no other test or person uses
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b]}]\n")
+    code = ("import sys; from hdp.lab import start_lab; "
+            "print(start_lab(sys.argv[1], keep=True).token)")
+    child = subprocess.run(["setsid", sys.executable, "-c", code, str(path)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    token = child.stdout.strip()
+    assert child.returncode == 0 and len(token) == 6, child.stderr
+    try:
+        (record,) = [s for s in running_labs() if s.token == token]
+        assert record.kept and not record.brought_up_here and record.session is not None
+        assert f"(brought up by {record.who})" in hdp_lab("list")
+        with pytest.raises(LabError, match=rf"lab {name}: none of its labs is this session's "
+                                           rf"to remove \({token} was brought up by uid "):
+            hdp_lab("down", name)
+        assert set(record.namespaces) <= lab_namespaces()
+        assert hdp_lab("down", name, "--all").startswith("removed 2 namespaces: ")
+        assert not set(record.namespaces) & lab_namespaces()
+    finally:
+        if any(s.token == token for s in running_labs()):
+            stop_lab(token)
