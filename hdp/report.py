@@ -19,7 +19,8 @@ from hdp.selection import fold_ranges
 from hdp.verdict import Outcome, Verdict
 
 __all__ = ["SCHEMA", "VERDICT_LABELS", "CaseResult", "build_report", "case_entry", "dumps",
-           "loads", "read_report", "render_markdown", "report_of_entries", "summarize"]
+           "loads", "read_report", "render_markdown", "render_table", "report_of_entries",
+           "summarize"]
 
 _ARRIVED = frozenset({Outcome.DELIVERED.value, Outcome.ALTERED.value})
 _LOCAL_REFUSALS = frozenset({Outcome.SOCKET_ERROR.value, Outcome.SEND_ERROR.value})
@@ -135,10 +136,14 @@ def dumps(report: dict[str, Any]) -> str:
 
 # --- rendering -------------------------------------------------------------------------
 
-_HEADER = ("Protocol Number", "Source IP (Server)", "Byte Sum (Server)", "Received (Server)",
-           "Succeeded (Client)", "Byte sum (Client)", "Failure reason (Client)",
-           "Time difference (μs)", "Outcome")
-_RIGHT = frozenset({"Protocol Number", "Size", "Byte Sum (Server)", "Byte sum (Client)",
+# The write-up's columns. Its "Byte Sum (Server)" was what recv() returned on the server's
+# raw socket, the IPv4 header included, so it read 33 where the client sent 13; what a
+# listener reports here is the payload after the IP header, so the column has its own name
+# (`hdp listen --format table` keeps the original column, counted the original way).
+_HEADER = ("Protocol Number", "Source IP (Server)", "Payload Bytes (Server)",
+           "Received (Server)", "Succeeded (Client)", "Byte sum (Client)",
+           "Failure reason (Client)", "Time difference (μs)", "Outcome")
+_RIGHT = frozenset({"Protocol Number", "Size", "Payload Bytes (Server)", "Byte sum (Client)",
                     "Time difference (μs)"})
 
 
@@ -227,28 +232,40 @@ def _meta_lines(meta: Any) -> list[str]:
     drops = meta.get("kernel_drops")
     if isinstance(drops, dict) and any(isinstance(v, int) and v for v in drops.values()):
         listed = ", ".join(f"{k}: {v}" for k, v in sorted(drops.items()) if v)
-        lines.append(f"The kernel dropped packets from full receive queues ({_md(listed)}).")
+        lines.append(f"The kernel dropped packets from full receive queues ({listed}).")
     unaccounted = meta.get("unaccounted")
     if isinstance(unaccounted, int) and unaccounted:
         lines.append(f"{unaccounted} probes were sent and left no evidence before the deadline.")
-    return ["", *lines] if lines else []
+    return lines
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: platform heading, summary, one write-up style table per path."""
+@dataclass(frozen=True)
+class _Table:
+    heading: str
+    header: list[str]
+    rows: list[list[str]]  # one line of plain text a cell
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What a rendered report says, before it is spelled as Markdown or as a text table."""
+
+    title: str
+    cases: int
+    summary: list[str]
+    notes: list[str]  # paragraphs
+    meta: list[str]  # one paragraph, a line each
+    tables: list[_Table]
+    checks: str  # the chapter's section, Markdown
+
+
+def _layout(report: dict[str, Any]) -> _Layout:
     cases: list[dict[str, Any]] = report["cases"]
-    lines = [f"# HDP report: {_md(_platform_text(report['platform']))}", ""]
-    checks = render_checks(report.get("checks") or [])
-    if not cases:
-        return "\n".join([*lines, "No protocol cases.", "", checks] if checks else
-                          [*lines, "No cases.", ""])
-    lines += [f"{len(cases)} case{'s' if len(cases) != 1 else ''}.", ""]
-    lines += [f"- {_md(line)}" for line in summarize(report)]
+    notes = []
     inferred = sum(1 for entry in cases if entry.get("inferred") is True)
     if inferred:
-        lines += ["", f"{inferred} of {len(cases)} cases had no listener on the target: their "
-                      "outcome is inferred from ICMP alone, not observed by a listener."]
-    lines += _meta_lines(report.get("meta"))
+        notes.append(f"{inferred} of {len(cases)} cases had no listener on the target: their "
+                     "outcome is inferred from ICMP alone, not observed by a listener.")
     judged = any(entry.get("expected") is not None or entry.get("verdict") is not None
                  for entry in cases)
     sized = len({entry.get("size") for entry in cases}) > 1
@@ -262,15 +279,66 @@ def render_markdown(report: dict[str, Any]) -> str:
         key = (entry["target"], _vantage_key(entry), entry["family"], entry["payload"],
                entry["path"])
         sections.setdefault(key, []).append(entry)
+    tables = []
     for key in sorted(sections):
         target, _, family, payload, path = key
-        where = f"{_md(target)} ({_md(path)}){_md(_from(sections[key][0]))}"
-        lines += ["", f"## {where}, {_family(family)}, payload {_md(payload)}",
-                  "", _row(header), _row("---:" if name in _RIGHT else "---" for name in header)]
+        heading = f"{target} ({path}){_from(sections[key][0])}, {_family(family)}, " \
+                  f"payload {payload}"
         rows = sorted(sections[key], key=lambda e: (e["protocol"], _sortable(e.get("size"))))
-        lines += [_row(_cells(entry, sized, judged)) for entry in rows]
-    if checks:
-        lines += ["", checks]
+        tables.append(_Table(one_line(heading), header,
+                             [_cells(entry, sized, judged) for entry in rows]))
+    return _Layout(one_line(_platform_text(report["platform"])), len(cases),
+                   summarize(report) if cases else [], notes,
+                   [one_line(line) for line in _meta_lines(report.get("meta"))], tables,
+                   render_checks(report.get("checks") or []))
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: platform heading, summary, one write-up style table per path."""
+    layout = _layout(report)
+    lines = [f"# HDP report: {_md(layout.title)}", ""]
+    if not layout.cases:
+        return "\n".join([*lines, "No protocol cases.", "", layout.checks] if layout.checks
+                         else [*lines, "No cases.", ""])
+    lines += [f"{layout.cases} case{'s' if layout.cases != 1 else ''}.", ""]
+    lines += [f"- {_md(line)}" for line in layout.summary]
+    for note in layout.notes:
+        lines += ["", note]
+    if layout.meta:
+        lines += ["", *(_md(line) for line in layout.meta)]
+    for table in layout.tables:
+        lines += ["", f"## {_md(table.heading)}", "", _row(table.header),
+                  _row("---:" if name in _RIGHT else "---" for name in table.header)]
+        lines += [_row(_md(cell) for cell in row) for row in table.rows]
+    if layout.checks:
+        lines += ["", layout.checks]
+    return "\n".join(lines) + "\n"
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The report for a terminal: the same content as Markdown, each table's columns
+    aligned (numbers to the right) and no Markdown punctuation."""
+    layout = _layout(report)
+    lines = [f"HDP report: {layout.title}", ""]
+    if not layout.cases:
+        lines += ["No protocol cases." if layout.checks else "No cases.", ""]
+        return "\n".join([*lines, layout.checks] if layout.checks else lines)
+    lines += [f"{layout.cases} case{'s' if layout.cases != 1 else ''}."]
+    lines += [f"  {line}" for line in layout.summary]
+    for note in layout.notes:
+        lines += ["", note]
+    if layout.meta:
+        lines += ["", *layout.meta]
+    for table in layout.tables:
+        widths = [max(len(row[column]) for row in [table.header, *table.rows])
+                  for column in range(len(table.header))]
+        lines += ["", table.heading]
+        for row in [table.header, *table.rows]:
+            cells = [cell.rjust(width) if name in _RIGHT else cell.ljust(width)
+                     for cell, width, name in zip(row, widths, table.header, strict=True)]
+            lines.append("  ".join(cells).rstrip())
+    if layout.checks:
+        lines += ["", layout.checks]
     return "\n".join(lines) + "\n"
 
 
@@ -286,7 +354,7 @@ def _cells(entry: dict[str, Any], sized: bool, judged: bool) -> list[str]:
         cells.insert(1, _cell(entry.get("size")))
     if judged:
         cells += [_cell(entry.get("expected")), _cell(entry.get("verdict"))]
-    return [_md(cell) for cell in cells]
+    return [one_line(cell) for cell in cells]
 
 
 def _row(cells: Iterable[str]) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -14,9 +16,18 @@ from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.case import Case
 from hdp.engine import BatchResult
 from hdp.errors import HdpError, UsageError
-from hdp.report import CaseResult, build_report, dumps, read_report, render_markdown
+from hdp.report import (
+    CaseResult,
+    build_report,
+    dumps,
+    read_report,
+    render_markdown,
+    render_table,
+)
 from hdp.target import Target, plan_target, probe
 from hdp.verdict import judge
+
+EXIT_FOUND = 3  # --fail-on: a case had one of the named outcomes (hdp sweep --help)
 
 
 @dataclass(frozen=True)
@@ -145,11 +156,37 @@ def _combined(batches: list[BatchResult]) -> BatchResult:
                        sum(b.unaccounted for b in batches), sum(b.seconds for b in batches))
 
 
+def report_format(fmt: str | None, out: str | None, stdout: TextIO) -> str:
+    """table on a terminal, md when piped or written to a file, json for an --out *.json."""
+    if fmt is not None:
+        return fmt
+    if out is not None and out != "-":
+        return "json" if out.endswith(".json") else "md"
+    return "table" if stdout.isatty() else "md"
+
+
+def check_out(out: str | None) -> None:
+    """Refuse an --out that cannot be written, before anything is probed."""
+    if out is None or out == "-":
+        return
+    path = Path(out)
+    fix = "give a writable file path with --out"
+    if path.is_dir():
+        raise UsageError(f"--out {out} is a directory: name a file in it, e.g. "
+                         f"{path / 'report.json'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: there is no directory {folder}: create it, or {fix}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists()
+                                                    and not os.access(path, os.W_OK)):
+        raise UsageError(f"--out {out} is not writable by this user: {fix}")
+
+
 def write_report(report: dict[str, Any], fmt: str | None, out: str | None,
                  stdout: TextIO) -> None:
-    if fmt is None:
-        fmt = "json" if out and out.endswith(".json") else "md"
-    text = dumps(report) if fmt == "json" else render_markdown(report)
+    fmt = report_format(fmt, out, stdout)
+    render = {"json": dumps, "md": render_markdown, "table": render_table}[fmt]
+    text = render(report)
     if out is None or out == "-":
         stdout.write(text)
         return
@@ -165,6 +202,7 @@ def command_sweep(args: Any, stdout: TextIO) -> int:
         targets=tuple(args.targets), protocols=tuple(args.protocols),
         families=tuple(args.family), payload=args.payload, size=args.size,
         timeout=args.timeout, icmp=not args.no_icmp, agent=args.agent, listener=args.listener)
+    check_out(args.out)
     progress = ProgressBar(sys.stderr, len(plan.targets) * len(plan.protocols)
                            * len(plan.families))
     report, result = run_sweep(plan, progress)
@@ -173,6 +211,12 @@ def command_sweep(args: Any, stdout: TextIO) -> int:
         print("hdp sweep: interrupted; the report holds what was learned so far",
               file=sys.stderr)
         return 130
+    found = Counter(entry["outcome"] for entry in report["cases"]
+                    if entry["outcome"] in args.fail_on)
+    if found:
+        counted = ", ".join(f"{count} {outcome}" for outcome, count in sorted(found.items()))
+        print(f"hdp sweep: {counted} (--fail-on {','.join(args.fail_on)})", file=sys.stderr)
+        return EXIT_FOUND
     return 0
 
 
@@ -180,5 +224,6 @@ def command_report(args: Any, stdout: TextIO) -> int:
     if len(args.files) != 1:
         raise UsageError("give one JSON report to render, e.g. hdp report sweep.json; "
                          "for several, hdp report merge A.json B.json")
-    write_report(read_report(args.files[0]), args.format or "md", args.out, stdout)
+    check_out(args.out)
+    write_report(read_report(args.files[0]), args.format, args.out, stdout)
     return 0

@@ -56,7 +56,7 @@ def test_sweep_markdown_and_report_render_the_same_run(tmp_path):
                    "--out", str(out)).returncode == 0
     rendered = run_hdp("report", str(out))
     assert rendered.returncode == 0, rendered.stderr
-    assert "| Protocol Number | Source IP (Server) | Byte Sum (Server) |" in rendered.stdout
+    assert "| Protocol Number | Source IP (Server) | Payload Bytes (Server) |" in rendered.stdout
     assert "127.0.0.1 IPv4 hdp: 1-5 delivered" in rendered.stdout
 
 

@@ -30,7 +30,7 @@ from hdp.report_load import MAX_BYTES as MAX_REPORT_BYTES
 from hdp.verdict import Outcome, judge
 
 PLATFORM = {"system": "linux", "release": "6.18.44", "machine": "x86_64", "python": "3.11.7"}
-HEADER = ("| Protocol Number | Source IP (Server) | Byte Sum (Server) | Received (Server) "
+HEADER = ("| Protocol Number | Source IP (Server) | Payload Bytes (Server) | Received (Server) "
           "| Succeeded (Client) | Byte sum (Client) | Failure reason (Client) "
           "| Time difference (μs) | Outcome |")
 FIX = "give a file written by hdp sweep --format json"
