@@ -33,6 +33,7 @@ class Arrival:
     data: bytes  # the payload after all headers and our tag
     intact: bool  # False when our tag's CRC (or the UDP checksum) says it was changed
     error: str | None  # why decoding stopped early; the bytes are kept above
+    note: str | None = None  # why the payload was read as it was, where that was a choice
 
     @property
     def byte_count(self) -> int:
@@ -40,8 +41,17 @@ class Arrival:
         return len(self.ip_payload)
 
 
-def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Arrival:
-    """Decode a received packet; never raises, whatever its bytes."""
+DECODE_CHOICES = ("auto", "hdp", "udp")
+
+
+def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None, *,
+                   decode: str = "auto") -> Arrival:
+    """Decode a received packet; never raises, whatever its bytes.
+
+    A tagged probe is read as its tag says. An untagged payload is read as `decode` says:
+    `udp` or `hdp` always, `auto` as UDP (UDP-Lite on 136) on protocols 17 and 136 when its
+    bytes are a consistent datagram, else as HDP (the original client sent HDP on any
+    protocol number, 17 included)."""
     if quirk is None:
         quirk = ipv4.raw_quirk_for(platform.system(), platform.release())
     header: ipv4.IPv4Header | None = None
@@ -69,8 +79,9 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Ar
         dscp, ecn = (None, None) if tclass is None else (tclass >> 2, tclass & 0b11)
     carrier, hdp_header, udp_header, checksum_ok = None, None, None, None
     tag, data, intact = None, ip_payload, True
+    note: str | None = None
     try:
-        carrier, tagged = _carrier_of(ip_payload, received.socket_protocol)
+        carrier, tagged, note = _carrier_of(ip_payload, received.socket_protocol, wire, decode)
         if carrier is Carrier.HDP:
             hdp_packet = hdp_wire.decode(ip_payload)
             hdp_header, rest = hdp_packet.header, hdp_packet.payload
@@ -98,18 +109,29 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None) -> Ar
     except DecodeError as exc:
         error = str(exc)
     return Arrival(received, wire, src, dst, ttl, dscp, ecn, header, ip_payload, carrier,
-                   hdp_header, udp_header, checksum_ok, tag, data, intact, error)
+                   hdp_header, udp_header, checksum_ok, tag, data, intact, error, note)
 
 
-def _carrier_of(payload: bytes, socket_protocol: int) -> tuple[Carrier, bool]:
-    """What carried the payload, and whether it bears our tag: where the tag sits says
-    which carrier; untagged packets go by protocol."""
+def _carrier_of(payload: bytes, socket_protocol: int, wire: int | None,
+                decode: str) -> tuple[Carrier, bool, str | None]:
+    """What carried the payload, whether it bears our tag, and a note when the bytes made
+    the choice: where the tag sits says which carrier; untagged packets go by `decode`."""
     found = hdp_wire.find_tag(payload)
     if found is not None:
-        return found[0], True
-    if socket_protocol in (udp.PROTO_UDP, udp.PROTO_UDPLITE):
-        return Carrier.UDP, False
-    return (Carrier.HDP if len(payload) >= hdp_wire.HEADER_LENGTH else Carrier.RAW), False
+        return found[0], True, None
+    hdp_or_raw = Carrier.HDP if len(payload) >= hdp_wire.HEADER_LENGTH else Carrier.RAW
+    if decode == "udp":
+        return Carrier.UDP, False, None
+    if decode == "hdp" or socket_protocol not in (udp.PROTO_UDP, udp.PROTO_UDPLITE):
+        return hdp_or_raw, False, None
+    lite = udp.PROTO_UDPLITE in (socket_protocol, wire)
+    try:
+        (udp.decode_lite if lite else udp.decode)(payload)
+    except DecodeError as exc:
+        kind = "UDP-Lite" if lite else "UDP"
+        return hdp_or_raw, False, (f"read as {hdp_or_raw.name}: not a consistent {kind} "
+                                   f"datagram ({exc.reason})")
+    return Carrier.UDP, False, None
 
 
 def _undecodable(received: Received, error: str) -> Arrival:

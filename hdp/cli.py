@@ -12,22 +12,88 @@ import time
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from hdp import __version__, rawsock
-from hdp.arrival import Arrival, decode_arrival
-from hdp.errors import HdpError, PrivilegeError, UsageError
-from hdp.probe import PayloadKind, Probe, encode_probe
-from hdp.render import (
-    listener_dump,
-    listener_table_header,
-    listener_table_row,
-    sender_row,
-    sender_table_header,
+from hdp import __version__, inputs, rawsock
+from hdp import listen as listen_command
+from hdp.arguments import (
+    count_value,
+    family_list,
+    family_value,
+    outcome_list,
+    protocol_numbers,
+    seconds_value,
+    size_value,
 )
-from hdp.selection import fold_ranges, parse_protocols
+from hdp.errors import HdpError, PrivilegeError, UsageError
+from hdp.listen import DEFAULT_HDP_PROTOCOL
+from hdp.probe import PayloadKind, Probe, encode_probe
+from hdp.render import sender_row, sender_table_header
 from hdp.wire.hdp import ProbeTag
 
-DEFAULT_HDP_PROTOCOL = 255  # the number the original experiment used
-MAX_COUNT = 1_000_000
+MAX_PAYLOAD = 65535  # no IP datagram carries more; stdin beyond it is refused, not read
+REPORT_FORMATS = ("table", "md", "json")
+
+LISTEN_EPILOG = """\
+examples:
+  sudo hdp listen                             protocol 255, IPv4, until Ctrl-C
+  sudo hdp listen -p 253 -p 254 --family 6 --format table
+  sudo hdp listen -p 17 --decode hdp          the original client's HDP on protocol 17
+  sudo hdp listen -p 253 --format json --from 198.18.0.0/15 --run 1a2b3c4d --count 10
+
+--format json prints one object a packet (NDJSON); its fields are listed in README.md.
+"Byte Sum (Server)" counts as the original server did: the bytes the raw socket read,
+the IPv4 header included (an IPv6 raw socket hands over no header).
+
+exit status:
+  0    stopped by --count, --timeout or Ctrl-C (without --count/--timeout)
+  1    fewer than --count packets before --timeout, or no listener could be opened
+  2    bad command line
+  130  Ctrl-C before --count or --timeout was reached
+"""
+
+SEND_EPILOG = """\
+examples:
+  fortune | cowsay | sudo hdp send 127.0.0.1
+  echo hello | sudo hdp send ::1 --protocol=-1-256     every number, one row each
+  echo hello | sudo hdp send 127.0.0.1 --udp           a real UDP datagram (protocol 17)
+  printf 'raw' | sudo hdp send 127.0.0.1 --plain       byte for byte what the original sent
+
+Standard input is read up to 65535 bytes (one IP datagram).
+
+exit status:
+  0    every probe was sent
+  1    a send failed (its row says why), or the target does not resolve
+  2    bad command line or standard input
+"""
+
+SWEEP_EPILOG = """\
+examples:
+  sudo hdp sweep 127.0.0.1 ::1                          0-255 over IPv4 and IPv6
+  sudo hdp sweep 127.0.0.1 --protocols=-1-300 --family 4 --out report.json
+  sudo hdp sweep 198.51.100.7 --listener none           verdicts from ICMP, like nmap -sO
+  sudo hdp sweep 127.0.0.1 -p 253 --fail-on lost,prohibited --format md > report.md
+
+The report is an aligned table on a terminal, Markdown when piped (or --format md), and
+hdp-report/1 JSON with --format json or --out FILE.json.
+
+exit status:
+  0    every case has an outcome (see the report)
+  1    the sweep could not run or the report could not be written
+  2    bad command line
+  3    --fail-on: a case had one of the named outcomes
+  130  interrupted (Ctrl-C); the report holds what was learned so far
+"""
+
+REPORT_EPILOG = """\
+examples:
+  hdp report sweep.json                     as a table on a terminal, Markdown when piped
+  hdp report sweep.json --format md --out sweep.md
+  hdp report merge linux.json macos.json    the cross-OS matrix of where they differ
+
+exit status:
+  0    rendered
+  1    a file could not be read or is not an hdp-report/1 file
+  2    bad command line
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,44 +103,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def protocol_numbers(text: str) -> list[int]:
-    """A protocol SPEC: 253, 0-255, 1,6,17 or -1-300 (write --protocol=-1-300)."""
-    try:
-        return parse_protocols(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str, what: str, limit: float) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: give a number") from None
-    if not 0 < value <= limit:
-        raise argparse.ArgumentTypeError(
-            f"{what} {text} is out of range: give 0 < {what} <= {limit:g}")
-    return value
-
-
-def count_value(text: str) -> int:
-    value = _positive(text, "count", MAX_COUNT)
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: give a whole number")
-    return int(value)
-
-
-def seconds_value(text: str) -> float:
-    return _positive(text, "timeout", 24 * 3600)
-
-
-def family_value(text: str) -> int:
-    if text.lower() in ("4", "ipv4", "inet"):
-        return 4
-    if text.lower() in ("6", "ipv6", "inet6"):
-        return 6
-    raise argparse.ArgumentTypeError(f"invalid family {text!r}: give 4 or 6")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hdp", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hdp {__version__}")
@@ -82,23 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     listen = commands.add_parser(
         "listen", help="print every packet of the given protocols that reaches this host",
-        description="Open raw listeners and print each packet's IP header and HDP header & data.")
-    listen.add_argument("--protocol", "-p", dest="protocols", type=protocol_numbers,
-                        action="extend", metavar="SPEC",
-                        help="protocol numbers to listen on, e.g. 253 or 0-255; repeatable "
-                        f"(default {DEFAULT_HDP_PROTOCOL})")
-    listen.add_argument("--family", "-f", type=family_value, default=4, metavar="4|6",
-                        help="address family (default 4)")
-    listen.add_argument("--format", choices=("dump", "table"), default="dump",
-                        help="'dump' prints each header field; 'table' one row a packet")
-    listen.add_argument("--count", "-c", type=count_value, metavar="K",
-                        help="stop after K packets (default: run until Ctrl-C)")
-    listen.add_argument("--timeout", "-t", type=seconds_value, metavar="SECONDS",
-                        help="stop after this many seconds")
+        description="Open raw listeners and print each packet's IP header and HDP header & "
+                    "data, one table row, or one JSON object a packet.",
+        epilog=LISTEN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    listen_command.add_arguments(listen)
 
     send = commands.add_parser(
         "send", help="send the payload on standard input to TARGET over raw IP",
-        description="Send standard input as an HDP (or UDP) payload to TARGET, one row a probe.")
+        description="Send standard input as an HDP (or UDP) payload to TARGET, one row a probe.",
+        epilog=SEND_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     send.add_argument("target", metavar="TARGET", help="host name or IPv4/IPv6 address")
     send.add_argument("--protocol", "-p", dest="protocols", type=protocol_numbers,
                       action="extend", metavar="SPEC",
@@ -116,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser(
         "sweep", help="probe every protocol number to TARGET and report one outcome per case",
         description="Probe TARGET with every protocol number of SPEC, all in flight together, "
-                    "and report the outcome of each case (Markdown or hdp-report/1 JSON).")
+                    "and report the outcome of each case (an aligned table on a terminal, "
+                    "Markdown, or hdp-report/1 JSON).",
+        epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep.add_argument("targets", nargs="+", metavar="TARGET",
                        help="host name or IPv4/IPv6 address (loopback needs no remote agent)")
     sweep.add_argument("--protocols", "-p", type=protocol_numbers, default=list(range(256)),
@@ -128,9 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what follows the IP header (default hdp)")
     sweep.add_argument("--size", type=size_value, default=64, metavar="BYTES",
                        help="data bytes a probe carries after its headers (default 64)")
-    sweep.add_argument("--format", choices=("md", "json"),
-                       help="report format (default md, or json for an --out *.json)")
-    sweep.add_argument("--out", "-o", metavar="FILE", help="write the report here, not stdout")
+    sweep.add_argument("--format", choices=REPORT_FORMATS,
+                       help="report format: table (the default on a terminal), md (the "
+                       "default when piped or for --out FILE), json (the default for --out "
+                       "*.json)")
+    sweep.add_argument("--out", "-o", metavar="FILE", help="write the report here, not stdout "
+                       "(checked before anything is sent)")
+    sweep.add_argument("--fail-on", type=outcome_list, metavar="OUTCOMES", default=(),
+                       help="exit with status 3 when any case has one of these outcomes, "
+                       "e.g. lost,prohibited (the report is written all the same)")
     sweep.add_argument("--timeout", "-t", type=seconds_value, default=1.0, metavar="SECONDS",
                        help="wait this long after the last probe for late evidence (default 1)")
     sweep.add_argument("--agent", default="auto", metavar="AGENT",
@@ -145,10 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="render a saved JSON report as Markdown, or merge several into a matrix",
         description="Render an hdp-report/1 JSON file (from hdp sweep --format json), or "
-                    "'hdp report merge A.json B.json ...' for the cross-OS matrix of differences.")
+                    "'hdp report merge A.json B.json ...' for the cross-OS matrix of differences.",
+        epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_argument("files", nargs="+", metavar="FILE.json",
                         help="one report to render, or: merge A.json B.json ...")
-    report.add_argument("--format", choices=("md", "json"), help="output format (default md)")
+    report.add_argument("--format", choices=REPORT_FORMATS,
+                        help="output format: table (the default on a terminal), md (when "
+                        "piped), json; merge takes md or json")
     report.add_argument("--out", "-o", metavar="FILE", help="write here, not stdout")
 
     from hdp.lab.cli import add_lab_parser  # argparse only; hdp.lab loads lazily
@@ -157,25 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def family_list(text: str) -> list[int]:
-    return list(dict.fromkeys(family_value(part) for part in text.split(",") if part.strip()))
-
-
-def size_value(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}: give a number of bytes") from None
-    if not 0 <= value <= 65000:
-        raise argparse.ArgumentTypeError(f"size {value} is out of range: give 0..65000 bytes")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "listen":
-            return run_listen(args, sys.stdout)
+            return listen_command.run_listen(args, sys.stdout)
         if args.command == "lab":
             from hdp.lab.cli import command_lab
 
@@ -243,7 +260,15 @@ def run_send(args: argparse.Namespace, stdin: object, out: TextIO) -> int:
     if sys.stdin.isatty():
         raise UsageError("the payload comes from standard input: pipe it in, "
                          "e.g. fortune | cowsay | sudo hdp send 127.0.0.1")
-    data = stdin.read()  # type: ignore[attr-defined]
+    try:
+        data = inputs.read_stream(stdin, MAX_PAYLOAD)  # type: ignore[arg-type]
+    except inputs.TooLarge:
+        raise UsageError(f"standard input holds more than {MAX_PAYLOAD} bytes, more than one "
+                         "IP datagram can carry: send less, e.g. head -c 1400 FILE | "
+                         "sudo hdp send 127.0.0.1") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read standard input ({exc.strerror or exc}): pipe a payload "
+                         "in, e.g. echo hello | sudo hdp send 127.0.0.1") from None
     if not data:
         raise UsageError("standard input was empty: pipe a payload in, "
                          "e.g. echo hello | sudo hdp send 127.0.0.1")
@@ -280,51 +305,3 @@ def _source_for(dst: str, family: int) -> str:
     except OSError as exc:
         raise HdpError(f"no route to {dst} for the UDP checksum's source address "
                        f"({os.strerror(exc.errno or 0)}): check the target and routes") from None
-
-
-def run_listen(args: argparse.Namespace, out: TextIO) -> int:
-    protocols = list(dict.fromkeys(args.protocols or [DEFAULT_HDP_PROTOCOL]))
-    family = args.family
-    listeners: list[rawsock.RawSocket] = []
-    try:
-        for protocol in protocols:
-            opened = rawsock.open_listener(family, protocol)
-            if isinstance(opened, rawsock.OsRefusal):
-                if rawsock.is_privilege_refusal(opened):
-                    raise PrivilegeError(str(opened))
-                print(f"hdp listen: cannot listen on protocol {protocol} (IPv{family}): {opened}",
-                      file=sys.stderr)
-                continue
-            listeners.append(opened)
-        if not listeners:
-            raise HdpError(f"no listener could be opened for protocols {protocols}")
-        names = fold_ranges([raw.protocol for raw in listeners])
-        # One write, so an interrupt cannot split the readiness line from its newline.
-        sys.stderr.write(f"Listening on protocol {names} (IPv{family})\n")
-        sys.stderr.flush()
-        if args.format == "table":
-            out.write(listener_table_header() + "\n")
-            out.flush()
-        deadline = time.monotonic() + (args.timeout if args.timeout else float("inf"))
-        seen = 0
-        drops: dict[int, int] = {}
-        try:
-            for received in rawsock.receive_until(listeners, deadline, stop=args.count):
-                arrival: Arrival = decode_arrival(received)
-                seen += 1
-                if received.drops:
-                    drops[received.socket_protocol] = received.drops
-                out.write((listener_table_row(arrival) if args.format == "table"
-                           else listener_dump(arrival)) + "\n")
-                out.flush()
-        finally:
-            for protocol, dropped in sorted(drops.items()):
-                print(f"hdp listen: the kernel dropped {dropped} packets of protocol {protocol} "
-                      "(receive queue full)", file=sys.stderr)
-        if args.count and seen < args.count:
-            print(f"hdp listen: timed out after {seen} of {args.count} packets", file=sys.stderr)
-            return 1
-        return 0
-    finally:
-        for raw in listeners:
-            raw.close()

@@ -1,6 +1,9 @@
-"""Text the CLI prints: the write-up's listener dump and its client/server table rows."""
+"""Text the CLI prints: the write-up's listener dump, its client/server table rows, and
+`hdp listen --format json`'s one object a packet."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from hdp.arrival import Arrival
 from hdp.rawsock import SendResult
@@ -36,6 +39,8 @@ def listener_dump(arrival: Arrival) -> str:
                   f"Checksum: {arrival.udp.checksum}{checksum}"]
     else:
         lines += ["~~~ Data ~~~"]
+    if arrival.note:
+        lines.append(f"Note: {arrival.note}")
     if arrival.tag is not None:
         state = "intact" if arrival.intact else "CORRUPTED (CRC mismatch)"
         lines.append(f"Probe Tag: run {arrival.tag.run_id:08x}, case {arrival.tag.case}, "
@@ -106,12 +111,54 @@ def listener_table_header() -> str:
             "| ---: | ---: | :--- | ---: |")
 
 
+def byte_sum(arrival: Arrival) -> int:
+    """The original server's "Byte Sum": what recv() returned on its raw socket, so the IPv4
+    header is counted (an IPv4 raw socket hands it over) and on IPv6 only the payload is
+    (an IPv6 raw socket never hands over its header). 13 bytes sent over IPv4 count 33."""
+    return len(arrival.received.data)
+
+
+def _protocol(arrival: Arrival) -> int:
+    return arrival.wire_protocol if arrival.wire_protocol is not None \
+        else arrival.received.socket_protocol
+
+
 def listener_table_row(arrival: Arrival) -> str:
     stamp = arrival.received.kernel_time_ns
     when = "-" if stamp is None else str(stamp // 1000)
-    protocol = arrival.wire_protocol if arrival.wire_protocol is not None \
-        else arrival.received.socket_protocol
-    return f"| {protocol} | {when} | {arrival.src} | {arrival.byte_count} |"
+    return f"| {_protocol(arrival)} | {when} | {arrival.src} | {byte_sum(arrival)} |"
+
+
+def listener_json(arrival: Arrival) -> dict[str, Any]:
+    """One packet as plain JSON types: the fields README's "hdp listen --format json" lists."""
+    hdp, datagram, tag = arrival.hdp, arrival.udp, arrival.tag
+    latency = latency_us(arrival)
+    return {
+        "time_ns": arrival.received.kernel_time_ns,
+        "family": arrival.received.family,
+        "protocol": _protocol(arrival),
+        "socket_protocol": arrival.received.socket_protocol,
+        "src": arrival.src, "dst": arrival.dst,
+        "ttl": arrival.ttl, "dscp": arrival.dscp, "ecn": arrival.ecn,
+        "byte_sum": byte_sum(arrival),
+        "ip_payload_bytes": arrival.byte_count,
+        "decoded_as": None if arrival.carrier is None else arrival.carrier.name.lower(),
+        "hdp": None if hdp is None else {"src_port": hdp.src_port, "dst_port": hdp.dst_port,
+                                         "timestamp_ns": hdp.timestamp_ns},
+        "udp": None if datagram is None else {
+            "src_port": datagram.src_port, "dst_port": datagram.dst_port,
+            "length": datagram.length, "checksum": datagram.checksum,
+            "checksum_ok": arrival.udp_checksum_ok},
+        "tag": None if tag is None else {"run": f"{tag.run_id:08x}", "case": tag.case,
+                                         "probe": tag.probe,
+                                         "carrier": tag.carrier.name.lower()},
+        "intact": arrival.intact,
+        "latency_us": None if latency is None else round(latency, 1),
+        "data": arrival.data.decode("utf-8", "replace"),
+        "data_hex": arrival.data.hex(),
+        "note": arrival.note,
+        "error": arrival.error,
+    }
 
 
 def sender_table_header() -> str:
