@@ -190,10 +190,11 @@ def reap_stale() -> list[str]:
 
 
 def start_lab(name_or_topology: str | Topology, *, keep: bool = False) -> Lab:
-    """Reap stale labs, then bring a topology (name, path or value) up."""
-    reap_stale()
+    """Load the topology (name, path or value), reap stale labs, then bring it up: a bad
+    topology file fails before anything on the host is touched."""
     topology = (load_topology(name_or_topology) if isinstance(name_or_topology, str)
                 else name_or_topology)
+    reap_stale()
     return Lab(topology, keep=keep).up()
 
 
