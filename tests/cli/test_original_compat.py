@@ -8,6 +8,7 @@ These tests build and parse that format here, independently of hdp.wire, on prot
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import struct
@@ -15,7 +16,18 @@ import time
 
 import pytest
 
-from tests.cli.helpers import cowsay, receive_carrying, records_with, run_hdp, sender_rows
+from tests.cli.helpers import (
+    LISTENER_HEADER,
+    Listener,
+    cowsay,
+    hdp_command,
+    receive_carrying,
+    records_with,
+    run_hdp,
+    sender_rows,
+    table_rows,
+)
+from tests.conftest import requires_raw, requires_raw_v6
 
 ORIGINAL = struct.Struct("!HHQ")  # src port, dst port, ns timestamp: the original client's
 IPV4_HEADER = 20  # the original server skips exactly this much
@@ -96,3 +108,68 @@ def test_original_server_accepts_what_hdp_send_sends(family, loopback, protocol,
         assert int(row[3]) == ORIGINAL.size + 20 + len(data), sent.describe()
     if family == 4:
         assert len(datagram) == IPV4_HEADER + int(row[3]), "nothing after the payload"
+
+
+# --- the write-up's columns -----------------------------------------------------------------
+
+
+def _original_server_sizes(server: socket.socket, count: int, keep) -> list[int]:
+    """What the original server logs as "Byte Sum (Server)": recv()'s size, for the first
+    `count` packets `keep` accepts (others on the protocol are someone else's)."""
+    server.settimeout(0.2)
+    sizes: list[int] = []
+    deadline = time.monotonic() + 10
+    while len(sizes) < count and time.monotonic() < deadline:
+        try:
+            datagram = server.recv(65535)
+        except TimeoutError:
+            continue
+        if keep(datagram):
+            sizes.append(len(datagram))
+    return sizes
+
+
+@requires_raw
+def test_byte_sum_is_counted_as_the_original_server_counted_it_ipv4():
+    """The issue's figures: 13 and 14 bytes sent; the original server logs 33 and 34."""
+    source = "127.0.0.8"  # bound by this test alone: the --from filter keeps its packets
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, 149) as server:
+        listener = Listener(hdp_command("listen", "-p", 149, "--format", "table",
+                                        "--from", source, "--count", 2, "--timeout", 10))
+        try:
+            listener.wait_ready()
+            with socket.socket(socket.AF_INET, socket.SOCK_RAW, 149) as client:
+                client.bind((source, 0))
+                for data in (b"a", b"ab"):
+                    packet = ORIGINAL.pack(420, 420, time.time_ns()) + data
+                    assert client.sendto(packet, ("127.0.0.1", 0)) == len(packet) in (13, 14)
+            heard = listener.finish()
+        finally:
+            listener.stop()
+        original = _original_server_sizes(
+            server, 2, lambda d: socket.inet_ntoa(d[12:16]) == source)
+    assert original == [33, 34]
+    rows = table_rows(heard.stdout, LISTENER_HEADER)
+    assert [int(row[3]) for row in rows] == original, heard.describe()
+
+
+@requires_raw_v6
+def test_byte_sum_is_counted_as_the_original_server_counted_it_ipv6():
+    """An IPv6 raw socket hands over no header: the original counted the payload alone."""
+    token = secrets.token_hex(6).encode()
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, 149) as server:
+        listener = Listener(hdp_command("listen", "-p", 149, "--family", 6, "--format", "json",
+                                        "--timeout", 10))
+        try:
+            listener.wait_ready()
+            with socket.socket(socket.AF_INET6, socket.SOCK_RAW, 149) as client:
+                packet = ORIGINAL.pack(420, 420, time.time_ns()) + token
+                client.sendto(packet, ("::1", 0, 0, 0))
+            listener.wait_stdout(token.decode())
+            listener.interrupt()
+            heard = listener.finish()
+        finally:
+            listener.stop()
+        original = _original_server_sizes(server, 1, lambda d: token in d)
+    ours = [json.loads(line) for line in heard.stdout.splitlines() if token.decode() in line]
+    assert [packet["byte_sum"] for packet in ours] == original == [12 + len(token)]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.cli.helpers import run_hdp
+from tests.cli.helpers import ROOT, hdp_env, run_hdp
 from tests.conftest import RAW_FIX, RAW_V4, RAW_V6
 
 pytestmark = pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
@@ -102,3 +104,69 @@ def test_ctrl_c_prints_what_was_learned():
     assert [c["protocol"] for c in cases] == [17, 253]
     assert all(c["outcome"] for c in cases)
     assert json.loads(stdout)["meta"]["interrupted"] is True
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run `hdp ARGS` with its stdout on a pseudo-terminal; its exit status and output."""
+    controller, terminal = pty.openpty()
+    try:
+        child = subprocess.Popen([*HDP, *args], cwd=ROOT, env=hdp_env(), stdout=terminal,
+                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        os.close(terminal)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        status = child.wait(timeout=60)
+    finally:
+        os.close(controller)
+    return status, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def test_sweep_prints_an_aligned_table_on_a_terminal_and_markdown_when_piped():
+    args = ("sweep", "127.0.0.1", "-p", "0,250-253", "--family", "4")
+    status, text = _on_a_terminal(*args)
+    assert status == 0, text
+    assert text.startswith("HDP report: ") and "|" not in text, text
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Protocol Number"))
+    rows = lines[header + 1:header + 6]
+    assert [row.split()[0] for row in rows] == ["0", "250", "251", "252", "253"], text
+    outcome_column = lines[header].index("Outcome")
+    assert {row[outcome_column:].split()[0] for row in rows[1:]} == {"delivered"}, text
+    assert len({len(row.split("  ")[0]) for row in rows}) == 1, "right-aligned numbers"
+    piped = run_hdp(*args)
+    assert piped.returncode == 0 and "| Protocol Number |" in piped.stdout, piped.describe()
+    status, text = _on_a_terminal(*args, "--format", "md")
+    assert status == 0 and text.startswith("# HDP report: ") and "| 253 |" in text, text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux refuses protocol 0")
+def test_fail_on_sets_the_exit_status_for_scripts(tmp_path):
+    out = tmp_path / "r.json"
+    found = run_hdp("sweep", "127.0.0.1", "-p", "0,253", "--family", "4", "--out", str(out),
+                    "--fail-on", "lost,socket-error")
+    assert found.returncode == 3, found.describe()
+    assert found.stderr_lines[-1] == "hdp sweep: 1 socket-error (--fail-on lost,socket-error)"
+    assert len(json.loads(out.read_text())["cases"]) == 2, "the report is written all the same"
+    clean = run_hdp("sweep", "127.0.0.1", "-p", "253", "--family", "4", "--fail-on", "lost")
+    assert clean.returncode == 0, clean.describe()
+
+
+@pytest.mark.parametrize(("command", "needles"), [
+    (["sweep"], ["examples:", "hdp sweep 127.0.0.1 ::1", "exit status:", "3    --fail-on"]),
+    (["listen"], ["examples:", "--format json", "exit status:", "130  Ctrl-C"]),
+    (["send"], ["examples:", "fortune | cowsay", "exit status:"]),
+    (["report"], ["examples:", "hdp report merge", "exit status:"]),
+    (["lab", "down"], ["examples:", "hdp lab down nat --all"]),
+])
+def test_help_gives_examples_and_exit_statuses(command, needles):
+    shown = run_hdp(*command, "--help")
+    assert shown.returncode == 0, shown.describe()
+    for needle in needles:
+        assert needle in shown.stdout, needle + shown.describe()

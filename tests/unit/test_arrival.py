@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from ipaddress import IPv4Address
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hdp.arrival import decode_arrival
+from hdp.arrival import DECODE_CHOICES, decode_arrival
 from hdp.rawsock import Received
-from hdp.render import listener_dump, listener_table_row
+from hdp.render import byte_sum, listener_dump, listener_json, listener_table_row
 from hdp.wire import hdp as hdp_wire
 from hdp.wire import ipv4, udp
 from hdp.wire.hdp import Carrier, HDPHeader, ProbeTag
@@ -105,10 +106,35 @@ def test_undecodable_ipv4_keeps_the_bytes():
 @settings(max_examples=300, deadline=1000)
 @given(data=st.binary(max_size=120), family=st.sampled_from([4, 6]),
        protocol=st.sampled_from([17, 136, 253, 255]),
-       quirk=st.sampled_from(list(ipv4.RawQuirk)))
-def test_any_bytes_decode_and_render(data, family, protocol, quirk):
+       quirk=st.sampled_from(list(ipv4.RawQuirk)), decode=st.sampled_from(DECODE_CHOICES))
+def test_any_bytes_decode_and_render(data, family, protocol, quirk, decode):
     received = _received(data, family=family, protocol=protocol,
                          dst="::1" if family == 6 else None)
-    arrival = decode_arrival(received, quirk)
+    arrival = decode_arrival(received, quirk, decode=decode)
     assert isinstance(listener_dump(arrival), str)
     assert isinstance(listener_table_row(arrival), str)
+    packet = json.loads(json.dumps(listener_json(arrival), allow_nan=False))
+    assert packet["byte_sum"] == len(data) and bytes.fromhex(packet["data_hex"]) == arrival.data
+
+
+def test_the_original_clients_hdp_on_protocol_17_reads_as_hdp():
+    stamp = 1_739_640_243_546_134_000
+    hdp_bytes = hdp_wire.encode(HDPHeader(420, 420, stamp), COW)
+    received = _received(_ipv4(hdp_bytes, 17), protocol=17)
+    arrival = decode_arrival(received, ipv4.RawQuirk.NONE)
+    assert arrival.carrier is Carrier.HDP and arrival.hdp == HDPHeader(420, 420, stamp)
+    assert arrival.data == COW and arrival.error is None
+    assert arrival.note is not None and "not a consistent UDP datagram" in arrival.note
+    forced = decode_arrival(received, ipv4.RawQuirk.NONE, decode="udp")
+    assert forced.carrier is Carrier.UDP and "length says" in (forced.error or "")
+    datagram = udp.encode(5, 6, b"real udp", "127.0.0.1", "127.0.0.1")
+    real = decode_arrival(_received(_ipv4(datagram, 17), protocol=17), ipv4.RawQuirk.NONE)
+    assert real.carrier is Carrier.UDP and real.udp_checksum_ok and real.note is None
+    assert decode_arrival(_received(_ipv4(datagram, 17), protocol=17), ipv4.RawQuirk.NONE,
+                          decode="hdp").carrier is Carrier.HDP
+
+
+def test_byte_sum_counts_the_ipv4_header_as_the_original_server_did():
+    arrival = decode_arrival(_received(_ipv4(hdp_wire.encode(HDPHeader(), b"a"))),
+                             ipv4.RawQuirk.NONE)
+    assert (arrival.byte_count, byte_sum(arrival)) == (13, 33)
