@@ -1,0 +1,26 @@
+"""Many probes per case: accounting, latency, comparisons, clocks, tables and charts (pure).
+
+Everything here takes plain values (per-probe records with their timestamps, samples in
+µs) and returns frozen values; nothing opens a socket or imports pytest. The charts in
+`hdp.stats.plot` need matplotlib (`pip install 'pytest-hdp[plot]'`) and import it lazily.
+"""
+
+from hdp.stats.accounting import CaseStats, case_stats
+from hdp.stats.binomial import Proportion, wilson_interval
+from hdp.stats.records import (
+    NO_SYNC,
+    SHARED_CLOCK,
+    ClockKind,
+    ClockSync,
+    Measure,
+    ProbeRecord,
+    Reception,
+    SyncKind,
+)
+from hdp.stats.summary import DEFAULT_MAX_LATENCY_US, LatencySummary, LeftOut, quantile
+
+__all__ = [
+    "DEFAULT_MAX_LATENCY_US", "NO_SYNC", "SHARED_CLOCK", "CaseStats", "ClockKind",
+    "ClockSync", "LatencySummary", "LeftOut", "Measure", "ProbeRecord", "Proportion",
+    "Reception", "SyncKind", "case_stats", "quantile", "wilson_interval",
+]
