@@ -7,6 +7,7 @@ Everything here takes plain values (per-probe records with their timestamps, sam
 
 from hdp.stats.accounting import CaseStats, case_stats
 from hdp.stats.binomial import Proportion, wilson_interval
+from hdp.stats.compare import Comparison, compare
 from hdp.stats.records import (
     NO_SYNC,
     SHARED_CLOCK,
@@ -21,6 +22,7 @@ from hdp.stats.summary import DEFAULT_MAX_LATENCY_US, LatencySummary, LeftOut, q
 
 __all__ = [
     "DEFAULT_MAX_LATENCY_US", "NO_SYNC", "SHARED_CLOCK", "CaseStats", "ClockKind",
-    "ClockSync", "LatencySummary", "LeftOut", "Measure", "ProbeRecord", "Proportion",
-    "Reception", "SyncKind", "case_stats", "quantile", "wilson_interval",
+    "ClockSync", "Comparison", "LatencySummary", "LeftOut", "Measure", "ProbeRecord",
+    "Proportion", "Reception", "SyncKind", "case_stats", "compare", "quantile",
+    "wilson_interval",
 ]
