@@ -7,6 +7,7 @@ Everything here takes plain values (per-probe records with their timestamps, sam
 
 from hdp.stats.accounting import CaseStats, case_stats
 from hdp.stats.binomial import Proportion, wilson_interval
+from hdp.stats.clock import Echo, OffsetEstimate, clock_sync, estimate_offset, shared_clock
 from hdp.stats.compare import Comparison, compare
 from hdp.stats.records import (
     NO_SYNC,
@@ -22,7 +23,7 @@ from hdp.stats.summary import DEFAULT_MAX_LATENCY_US, LatencySummary, LeftOut, q
 
 __all__ = [
     "DEFAULT_MAX_LATENCY_US", "NO_SYNC", "SHARED_CLOCK", "CaseStats", "ClockKind",
-    "ClockSync", "Comparison", "LatencySummary", "LeftOut", "Measure", "ProbeRecord",
-    "Proportion", "Reception", "SyncKind", "case_stats", "compare", "quantile",
-    "wilson_interval",
+    "ClockSync", "Comparison", "Echo", "LatencySummary", "LeftOut", "Measure",
+    "OffsetEstimate", "ProbeRecord", "Proportion", "Reception", "SyncKind", "case_stats",
+    "clock_sync", "compare", "estimate_offset", "quantile", "shared_clock", "wilson_interval",
 ]
