@@ -6,7 +6,8 @@
 #   bash scripts/test.sh [pytest args...]   (as root, or with sudo)
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-HDP_EXTRAS=test hdp_setup
+# plot: the chart tests draw real PNG and SVG files rather than skip.
+HDP_EXTRAS=test,plot hdp_setup
 cd "$HDP_ROOT"
 
 run_pytest() {
