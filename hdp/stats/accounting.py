@@ -72,6 +72,7 @@ class CaseStats:
     refusals: tuple[str, ...] = ()  # distinct errno names, sorted
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "measure", Measure(self.measure))
         counts = {"sent": self.sent, "refused": self.refused, "delivered": self.delivered,
                   "duplicated": self.duplicated, "reordered": self.reordered,
                   "corrupted": self.corrupted, "lost": self.lost, "dropped": self.dropped,
@@ -169,6 +170,8 @@ def case_stats(probes: Iterable[ProbeRecord], kernel_drops: int | None, *,
         if probe.seq != index:
             raise ValueError(f"probe records must number 0..{len(records) - 1} once each; "
                              f"seq {index} is {'repeated' if probe.seq < index else 'missing'}")
+    if not max_latency_us > 0:
+        raise ValueError(f"max_latency_us must be > 0, not {max_latency_us}")
     if kernel_drops is not None and kernel_drops < 0:
         raise ValueError(f"kernel_drops must be >= 0 or None, not {kernel_drops}")
     if measure is Measure.RTT and sync.kind is not SyncKind.SHARED:

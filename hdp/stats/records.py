@@ -37,7 +37,8 @@ class Reception:
     hold_ns: int = 0
 
     def __post_init__(self) -> None:
-        ClockKind(self.clock)  # raises ValueError naming a bad kind
+        # "kernel" given as text becomes the member: the code compares kinds by identity.
+        object.__setattr__(self, "clock", ClockKind(self.clock))
         if self.hold_ns < 0:
             raise ValueError(f"hold_ns must be >= 0, not {self.hold_ns}")
 
@@ -57,7 +58,7 @@ class ProbeRecord:
     refused: str | None = None
 
     def __post_init__(self) -> None:
-        ClockKind(self.clock)
+        object.__setattr__(self, "clock", ClockKind(self.clock))
         if self.seq < 0:
             raise ValueError(f"probe seq must be >= 0, not {self.seq}")
         if self.refused is not None:
@@ -89,7 +90,7 @@ class ClockSync:
     uncertainty_ns: int = 0
 
     def __post_init__(self) -> None:
-        SyncKind(self.kind)
+        object.__setattr__(self, "kind", SyncKind(self.kind))
         if self.uncertainty_ns < 0:
             raise ValueError(f"uncertainty_ns must be >= 0, not {self.uncertainty_ns}")
         if self.kind is not SyncKind.ESTIMATED and (self.offset_ns or self.uncertainty_ns):

@@ -92,8 +92,8 @@ class LatencySummary:
     samples_us: tuple[float, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
-        Measure(self.measure)
-        ClockKind(self.clock)
+        object.__setattr__(self, "measure", Measure(self.measure))
+        object.__setattr__(self, "clock", ClockKind(self.clock))
         if self.samples < 1:
             raise ValueError("a latency summary needs at least one sample")
         figures = (self.min_us, self.p50_us, self.p90_us, self.p99_us, self.max_us)

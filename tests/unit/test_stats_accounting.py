@@ -266,3 +266,35 @@ def test_a_large_case_matches_the_truth_it_was_built_from():
         records.append(probe(seq, *[1_000 + rng.randrange(5_000) for _ in range(copies)]))
     stats = case_stats(records, 0)
     assert (stats.lost, stats.duplicated, stats.delivered) == (lost, duplicated, 10_000 - lost)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=6)
+
+
+@given(st.dictionaries(st.sampled_from(
+    ["sent", "refused", "delivered", "lost", "dropped", "kernel_drops", "duplicated",
+     "reordered", "corrupted", "measure", "refusals", "left_out", "latency"]), json_values,
+    max_size=3), st.sampled_from(["min_us", "p50_us", "clock", "sync", "offset_ns",
+                                  "samples", "measure"]), json_values)
+def test_any_json_reads_as_stats_or_a_value_error(changes, latency_field, latency_value):
+    # A report file is input: whatever is in it, reading it never fails another way.
+    entry = case_stats([probe(0, 1_500), probe(1, 2_000), probe(2)], 0).as_json()
+    entry.update(changes)
+    if isinstance(entry.get("latency"), dict):
+        entry["latency"] = {**entry["latency"], latency_field: latency_value}
+    try:
+        stats = CaseStats.from_json(entry)
+    except ValueError:
+        return
+    assert stats.sent == stats.delivered + (stats.lost or 0) + (stats.dropped or 0) or (
+        stats.kernel_drops is None)
+
+
+def test_kinds_given_as_text_are_the_kinds():
+    record = ProbeRecord(0, T0, clock="user", receptions=(Reception(T0 + 5, clock="kernel"),))
+    assert (record.clock, record.receptions[0].clock) == (USER, KERNEL)
+    assert ClockSync("shared").kind is SyncKind.SHARED
