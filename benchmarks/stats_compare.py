@@ -32,19 +32,10 @@ from typing import Any
 import _bench
 
 from hdp.stats import compare, quantile
+from tests.unit.test_stats_compare import latencies  # the synthetic path the tests use
 
 N = 10_000
 REPLICATES = 10_000
-
-
-def latencies(rng: random.Random, n: int, shift_us: float = 0.0) -> list[float]:
-    out = []
-    for _ in range(n):
-        sample = 45.0 + shift_us + rng.lognormvariate(2.0, 0.7)
-        if rng.random() < 0.01:
-            sample += rng.expovariate(1 / 200)
-        out.append(sample)
-    return out
 
 
 def hdp_compare(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
