@@ -18,7 +18,6 @@ import errno
 import select
 import socket
 import struct
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,11 +25,10 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from hdp import pcap
 from hdp.errors import DecodeError
-from hdp.rawsock import RECEIVE_BUFFER, OsRefusal
+from hdp.osnet import current, unavailable
+from hdp.rawsock import OsRefusal, grow_receive_buffer
 from hdp.wire import ipv4, ipv6
 from hdp.wire.fragment import decode_fragment
-
-LINUX = sys.platform.startswith("linux")
 
 # From the kernel headers (linux/if_ether.h, linux/if_packet.h, asm/socket.h).
 ETH_P_ALL = 0x0003
@@ -41,7 +39,6 @@ PACKET_STATISTICS = 6
 PACKET_IGNORE_OUTGOING = 23  # Linux 4.20
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS has the same value
-SO_RCVBUFFORCE = 33
 
 DEFAULT_MAX_PACKETS = 10_000
 PACKET_TYPES = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost", 4: "outgoing",
@@ -166,9 +163,8 @@ class Capture:
         if max_packets < 0:
             raise ValueError(f"max_packets must not be negative, got {max_packets}")
         wanted = tuple(ip_address(host) for host in hosts)
-        if not LINUX:
-            return OsRefusal("EAFNOSUPPORT",
-                             f"packet capture needs Linux AF_PACKET, not {sys.platform}")
+        if not current().packet_capture:
+            return OsRefusal("EAFNOSUPPORT", unavailable("packet_capture"))
         try:
             # Protocol 0 until bind(): a socket hooked to ETH_P_ALL from the start would
             # queue packets from every interface before it is bound to one.
@@ -296,7 +292,8 @@ class Capture:
 
 
 def _configure(sock: socket.socket, interface: str | None, incoming_only: bool) -> None:
-    _grow_receive_buffer(sock)
+    # Fragments of a sweep land together; the default ~200 KiB queue would drop some.
+    grow_receive_buffer(sock)
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     if incoming_only:
         # Saves the kernel queueing what we would discard; older kernels lack it, and the
@@ -306,14 +303,6 @@ def _configure(sock: socket.socket, interface: str | None, incoming_only: bool) 
     if interface:
         sock.bind((interface, ETH_P_ALL))
     sock.setblocking(False)
-
-
-def _grow_receive_buffer(sock: socket.socket) -> None:
-    # Fragments of a sweep land together; the default ~200 KiB queue would drop some.
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
-    except OSError:  # needs CAP_NET_ADMIN; fall back to the limit rmem_max allows
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
 
 def _timestamp(ancillary: list[tuple[int, int, bytes]]) -> int | None:

@@ -1,11 +1,14 @@
 """Raw IP sockets: the only module that opens them.
 
 Every OS answer is data: opening a socket for a protocol number the OS refuses gives an
-`OsRefusal` naming the errno, and a failed send is a `SendResult` with `ok=False`.
+`OsRefusal` naming the errno, and a failed send is a `SendResult` with `ok=False`. What
+differs between operating systems (option numbers, header byte order, buffer limits) is
+read from hdp.osnet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -13,28 +16,22 @@ import os
 import selectors
 import socket
 import struct
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from hdp.errors import PrivilegeError
+from hdp.osnet import current, unavailable
 
-LINUX = sys.platform.startswith("linux")
-DARWIN = sys.platform == "darwin"
-
-# Constants the socket module does not export everywhere (values from the kernel headers).
-_SO_TIMESTAMPNS = 35 if LINUX else None  # SCM_TIMESTAMPNS has the same value
-_SO_TIMESTAMP = 0x400 if DARWIN else 29  # SCM_TIMESTAMP: 2 on BSD, SO_TIMESTAMP on Linux
-_SCM_TIMESTAMP = 2 if DARWIN else 29
-_SO_RXQ_OVFL = 40 if LINUX else None
-_SO_RCVBUFFORCE = 33 if LINUX else None
-_SO_ATTACH_FILTER = 26 if LINUX else None
-_IPV6_HDRINCL = 36 if LINUX else None
 IPPROTO_RAW = 255
+IPPROTO_ICMPV6 = 58
 
 RECEIVE_BUFFER = 8 << 20
+RECEIVE_FLOOR = 64 << 10  # halving on ENOBUFS stops here; below it the default stays
 MAX_PACKET = 65535 + 40  # an IPv4 datagram, or an IPv6 payload plus slack
+# include/uapi/linux/sock_diag.h: the u32 counters SO_MEMINFO answers, drops the ninth.
+_SK_MEMINFO_VARS = 9
+_SK_MEMINFO_DROPS = 8
 
 
 @dataclass(frozen=True)
@@ -108,10 +105,16 @@ def _family_constant(family: int) -> int:
 class RawSocket:
     """A raw IP socket for one (family, protocol): send payloads, receive packets."""
 
-    def __init__(self, sock: socket.socket, family: int, protocol: int) -> None:
+    def __init__(self, sock: socket.socket, family: int, protocol: int,
+                 header_included: bool = False) -> None:
         self.sock = sock
         self.family = family
         self.protocol = protocol
+        self.header_included = header_included
+        # IPv6: the offset into what we send where the kernel writes a checksum (and
+        # which it verifies on receipt), None when it touches no byte: 58 always has one
+        # (RFC 3542 3.1), other protocols only until IPV6_CHECKSUM is turned off.
+        self.checksum_offset: int | None = None
 
     @classmethod
     def open(cls, family: int, protocol: int, *, listen: bool = True,
@@ -119,8 +122,11 @@ class RawSocket:
         """Open a socket; `listen=False` makes a send-only socket that queues nothing.
 
         `header_included` (protocol 255 only) sends caller-built IP headers, so no raw
-        socket of the probed protocol exists to swallow the target's ICMP answer.
+        socket of the probed protocol exists to swallow the target's ICMP answer; where
+        the OS cannot send caller-built IPv6 headers it is refused with ENOPROTOOPT.
         """
+        if header_included and family == 6 and current().ipv6_hdrincl is None:
+            return OsRefusal(errno.errorcode[errno.ENOPROTOOPT], unavailable("ipv6_hdrincl"))
         fd = _c_socket(_family_constant(family), socket.SOCK_RAW, protocol)
         if isinstance(fd, OsRefusal):
             return fd
@@ -129,33 +135,39 @@ class RawSocket:
         except OSError as exc:
             os.close(fd)
             return OsRefusal.from_errno(exc.errno or errno.EINVAL)
-        raw = cls(sock, family, protocol)
+        raw = cls(sock, family, protocol, header_included and protocol == IPPROTO_RAW)
         try:
-            raw._configure(listen, header_included)
+            raw._configure(listen)
         except OSError as exc:
             sock.close()
             return OsRefusal.from_errno(exc.errno or errno.EINVAL)
         return raw
 
-    def _configure(self, listen: bool, header_included: bool = False) -> None:
+    def _configure(self, listen: bool) -> None:
         sock = self.sock
-        # Protocol 255 (IPPROTO_RAW) implies a caller-built IP header; the original HDP
-        # client turns that off and lets the kernel build the header, and so do we.
+        table = current()
+        # Protocol 255 (IPPROTO_RAW) implies a caller-built IP header on Linux; the
+        # original HDP client turns that off and lets the kernel build the header, and
+        # so do we unless the caller builds it.
         if self.protocol == IPPROTO_RAW:
             if self.family == 4:
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, int(header_included))
-            elif _IPV6_HDRINCL is not None:
-                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_HDRINCL, int(header_included))
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL,
+                                int(self.header_included))
+            elif table.ipv6_hdrincl is not None:
+                sock.setsockopt(table.ipv6_hdrincl.level, table.ipv6_hdrincl.name,
+                                int(self.header_included))
+        if self.family == 6:
+            self.checksum_offset = _no_kernel_checksum(sock, self.protocol)
         if not listen:
             _drop_all_input(sock)
             return
-        _grow_receive_buffer(sock)
-        if _SO_TIMESTAMPNS is not None:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        else:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
-        if _SO_RXQ_OVFL is not None:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
+        grow_receive_buffer(sock)
+        if table.timestamp_ns is not None:
+            sock.setsockopt(table.timestamp_ns.level, table.timestamp_ns.name, 1)
+        elif table.timestamp is not None:
+            sock.setsockopt(table.timestamp.level, table.timestamp.name, 1)
+        if table.rxq_ovfl is not None:
+            sock.setsockopt(table.rxq_ovfl.level, table.rxq_ovfl.name, 1)
         if self.family == 6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
@@ -174,7 +186,10 @@ class RawSocket:
         self.close()
 
     def send(self, payload: bytes, dst: str) -> SendResult:
-        """Send `payload` after a kernel-built IP header; a refusal is data, not an error."""
+        """Send `payload` (after a kernel-built IP header, or as a whole packet on a
+        header-included socket); a refusal is data, not an error."""
+        if self.header_included and self.family == 4 and current().hdrincl_host_order:
+            payload = bsd_header_order(payload)
         started = time.time_ns()
         try:
             sent = self.sock.sendto(payload, _sockaddr(self.family, dst))
@@ -182,24 +197,43 @@ class RawSocket:
             return SendResult(False, 0, started, OsRefusal.from_errno(exc.errno or errno.EIO))
         return SendResult(True, sent, started)
 
+    def drops(self) -> int | None:
+        """Packets the kernel dropped for this socket since it opened (a full queue, a
+        filter), exactly; None where the OS does not say (SO_MEMINFO is Linux's)."""
+        option = current().meminfo
+        if option is None:
+            return None
+        try:
+            info = self.sock.getsockopt(option.level, option.name, 4 * _SK_MEMINFO_VARS)
+        except OSError:
+            return None
+        if len(info) < 4 * (_SK_MEMINFO_DROPS + 1):
+            return None  # a kernel older than the drop counter (4.x)
+        return int(struct.unpack_from("@I", info, 4 * _SK_MEMINFO_DROPS)[0])
+
     def receive(self) -> Received:
         """One packet; call when the socket is readable (it blocks otherwise)."""
+        table = current()
         data, ancillary, flags, address = self.sock.recvmsg(MAX_PACKET, 512)
         kernel_time: int | None = None
         # Linux sends the drop counter only once it is non-zero.
-        drops: int | None = 0 if _SO_RXQ_OVFL is not None else None
+        drops: int | None = 0 if table.rxq_ovfl is not None else None
         hop_limit: int | None = None
         tclass: int | None = None
         dst: str | None = None
+        stamp_ns = table.timestamp_ns.name if table.timestamp_ns is not None else None
+        overflow = table.rxq_ovfl.name if table.rxq_ovfl is not None else None
         for level, kind, value in ancillary:
-            if level == socket.SOL_SOCKET:
-                if kind == _SO_TIMESTAMPNS and len(value) >= 16:
+            if level == table.sol_socket:
+                if kind == stamp_ns and len(value) >= 16:
                     sec, nsec = struct.unpack_from("@qq", value)
                     kernel_time = sec * 1_000_000_000 + nsec
-                elif kind == _SCM_TIMESTAMP and len(value) >= 12:
+                elif kind == table.scm_timestamp and len(value) >= 12:
+                    # struct timeval: a long, then microseconds (a long on Linux, an int
+                    # on macOS); either way the first four bytes of a little-endian one.
                     sec, usec = struct.unpack_from("@qi", value)
                     kernel_time = sec * 1_000_000_000 + usec * 1000
-                elif kind == _SO_RXQ_OVFL and len(value) >= 4:
+                elif kind == overflow and len(value) >= 4:
                     (drops,) = struct.unpack_from("@I", value)
             elif level == socket.IPPROTO_IPV6:
                 if kind == socket.IPV6_HOPLIMIT and len(value) >= 4:
@@ -215,6 +249,39 @@ class RawSocket:
         )
 
 
+def bsd_header_order(packet: bytes) -> bytes:
+    """An IPv4 packet with Total Length and the flags/offset field in host byte order, as
+    a BSD raw socket takes a caller-built header (xnu bsd/netinet/raw_ip.c:rip_output
+    compares ip_len with the packet's length unconverted; a network-order length is
+    EINVAL). The kernel converts both back and fills in the checksum."""
+    if len(packet) < 8:
+        return packet
+    length, offset = struct.unpack_from("!H2xH", packet, 2)
+    return packet[:2] + struct.pack("=H", length) + packet[4:6] + struct.pack("=H", offset) \
+        + packet[8:]
+
+
+def _no_kernel_checksum(sock: socket.socket, protocol: int) -> int | None:
+    """Turn IPV6_CHECKSUM off where the OS lets us; the offset the kernel still writes.
+
+    Linux gives protocol 135 (Mobility Header) a checksum at offset 4 by default
+    (net/ipv6/raw.c:rawv6_init_sk), which rewrites our probe and makes listeners drop
+    what does not verify; ICMPv6 always has one at offset 2 and refuses the option.
+    """
+    if protocol == IPPROTO_ICMPV6:
+        return 2
+    option = current().ipv6_checksum
+    if option is None:
+        return None
+    with contextlib.suppress(OSError):  # refused: the offset read back says what remains
+        sock.setsockopt(option.level, option.name, -1)
+    try:
+        offset = sock.getsockopt(option.level, option.name)
+    except OSError:
+        return None
+    return offset if offset >= 0 else None
+
+
 def _sockaddr(family: int, dst: str) -> tuple[str, int] | tuple[str, int, int, int]:
     if family == 4:
         return (dst, 0)
@@ -224,26 +291,46 @@ def _sockaddr(family: int, dst: str) -> tuple[str, int] | tuple[str, int, int, i
     return (host, 0, 0, scope)
 
 
-def _grow_receive_buffer(sock: socket.socket) -> None:
-    # A sweep lands hundreds of probes at once; the default ~200 KiB queue would drop them.
-    if _SO_RCVBUFFORCE is not None:
+def grow_receive_buffer(sock: socket.socket, wanted: int = RECEIVE_BUFFER) -> int | None:
+    """Ask for a `wanted`-byte receive queue; the size granted, or None for the default.
+
+    A sweep lands hundreds of probes at once; the default ~200 KiB queue would drop them.
+    Linux clamps SO_RCVBUF to net.core.rmem_max (SO_RCVBUFFORCE passes it with
+    CAP_NET_ADMIN); xnu refuses a size above its limit with ENOBUFS instead
+    (uipc_socket2.c:sbreserve), so the size is halved until it is accepted.
+    """
+    table = current()
+    if table.rcvbuf_force is not None:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
-            return
+            sock.setsockopt(table.rcvbuf_force.level, table.rcvbuf_force.name, wanted)
+            return wanted
         except OSError:
             pass  # needs CAP_NET_ADMIN; fall back to the limit rmem_max allows
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    size = wanted
+    while True:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            return size
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+            if size // 2 < RECEIVE_FLOOR:
+                return None  # even the floor is refused: keep the default queue
+            size //= 2
 
 
 def _drop_all_input(sock: socket.socket) -> None:
     """Keep a send-only socket from queueing copies of packets of its protocol."""
     # On Linux every raw socket of protocol P gets a copy of every P packet, its own
     # loopback sends included; a BPF program that returns 0 discards them at once.
-    if _SO_ATTACH_FILTER is None:
+    # xnu has no socket filter: there the copies fill the 8 KiB queue (rip_recvspace)
+    # and the rest are dropped, which costs nothing we measure.
+    option = current().attach_filter
+    if option is None:
         return
     program = (ctypes.c_uint16 * 4)(0x06, 0, 0, 0)  # BPF_RET|BPF_K with k = 0
     fprog = struct.pack("@HP", 1, ctypes.addressof(program))
-    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    sock.setsockopt(option.level, option.name, fprog)
 
 
 def open_sender(family: int, protocol: int) -> RawSocket | OsRefusal:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import platform
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 from hdp import rawsock
 from hdp.errors import DecodeError
+from hdp.osnet import current
 from hdp.wire import hdp as hdp_wire
 from hdp.wire import icmp, ipv4
 
 _PROTOCOL = {4: 1, 6: 58}
-_QUIRK = ipv4.raw_quirk_for(platform.system(), platform.release())
+# ICMP errors xnu passes to the transport's ctlinput before rip_input, byte-swapping the
+# quoted ip_len on the way (bsd/netinet/ip_icmp.c:icmp_input), by type: the codes it
+# accepts there.
+_SWAPPED_QUOTE = {3: range(16), 4: range(1), 11: range(2), 12: range(2)}
 
 
 @dataclass
@@ -34,10 +38,13 @@ class IcmpWatch:
 
 def icmp_event(received: rawsock.Received, runs: set[int]) -> dict[str, Any] | None:
     """An `icmp` event for an error quoting one of our runs' probes (or an untagged one)."""
+    table = current()
     try:
         if received.family == 4:
-            outer = ipv4.decode(received.data, _QUIRK)
+            outer = ipv4.decode(received.data, table.raw_quirk)
             sender, data = str(outer.header.src), outer.payload
+            if table.icmp_quote_len_host_order:
+                data = network_order_quote(data)
         else:
             sender, data = received.src, received.data
         message = icmp.decode(data, received.family)
@@ -58,3 +65,12 @@ def icmp_event(received: rawsock.Received, runs: set[int]) -> dict[str, Any] | N
         "quoted_ident": quoted.identification, "quoted_flow": quoted.flow_label,
         "kernel_time_ns": received.kernel_time_ns,
     }
+
+
+def network_order_quote(message: bytes) -> bytes:
+    """An ICMPv4 error as sent: the quoted Total Length back in network byte order where
+    the receiving BSD kernel left it in host order."""
+    if len(message) < 12 or message[1] not in _SWAPPED_QUOTE.get(message[0], ()):
+        return message
+    (length,) = struct.unpack_from("=H", message, 10)
+    return message[:10] + struct.pack("!H", length) + message[12:]

@@ -6,21 +6,18 @@ import errno
 import os
 import select
 import selectors
-import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from hdp import rawsock
-from hdp.agent import protocol
+from hdp.agent import protocol, sending
 from hdp.agent.socket_ops import SocketOps
 from hdp.arrival import Arrival, decode_arrival
 from hdp.errors import PrivilegeError
 from hdp.host import platform_info
 from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
-from hdp.wire import ipv4, ipv6
 from hdp.wire.hdp import ProbeTag
 
 DRAIN_LIMIT = 1 << 16  # packets one drain reads at most, so a flood cannot hold it
@@ -220,10 +217,7 @@ class Agent:
         event: dict[str, Any] = {"event": "sent", "run": run, "case": probe.case, "ok": False,
                                  "stage": None, "errno": None, "bytes": None, "time_ns": None,
                                  "src": None}
-        if probe.header_included:
-            key = (probe.family, rawsock.IPPROTO_RAW, True)
-        else:
-            key = (probe.family, probe.protocol, False)
+        key = sending.sender_key(probe)
         sender = self.senders.get(key)
         if sender is None:
             sender = rawsock.RawSocket.open(key[0], key[1], listen=False,
@@ -240,10 +234,9 @@ class Agent:
         tag = ProbeTag(run, probe.case)
         body = encode_probe(Probe(PayloadKind(probe.payload), probe_data(probe.size), tag),
                             src, probe.dst)
-        if probe.header_included:
-            body = _with_ip_header(probe, src, body)
-        result = _send_with_options(sender, body, probe)
-        event.update(time_ns=result.time_ns, src=src)
+        result = sending.send_probe(sender, probe, src, body)
+        event.update(time_ns=result.time_ns, src=src,
+                     icmp_possible=sending.icmp_possible(probe, sender))
         if result.ok:
             event.update(ok=True, bytes=result.sent_bytes)
         else:
@@ -298,46 +291,6 @@ class Agent:
             if isinstance(sender, rawsock.RawSocket):
                 sender.close()
         self.senders.clear()
-
-
-# Linux values (include/uapi/linux/in.h, in6.h); the socket module does not export them.
-_IP_MTU_DISCOVER, _IPV6_MTU_DISCOVER = 10, 23
-_PMTUDISC_DONT, _PMTUDISC_WANT, _PMTUDISC_DO = 0, 1, 2
-
-
-def _send_with_options(sender: rawsock.RawSocket, body: bytes,
-                       probe: ProbeRequest) -> rawsock.SendResult:
-    """Send with the probe's TOS / traffic class and DF, then restore the socket's defaults."""
-    if probe.header_included or (not probe.tos and probe.df is None):
-        return sender.send(body, probe.dst)
-    v4 = probe.family == 4
-    level = socket.IPPROTO_IP if v4 else socket.IPPROTO_IPV6
-    tos_name = socket.IP_TOS if v4 else socket.IPV6_TCLASS
-    mtu_name = _IP_MTU_DISCOVER if v4 else _IPV6_MTU_DISCOVER
-    if probe.tos:
-        sender.sock.setsockopt(level, tos_name, probe.tos)
-    if probe.df is not None:  # DO: too big means EMSGSIZE or ICMP too-big; DONT: may be cut
-        sender.sock.setsockopt(level, mtu_name, _PMTUDISC_DO if probe.df else _PMTUDISC_DONT)
-    try:
-        return sender.send(body, probe.dst)
-    finally:
-        sender.sock.setsockopt(level, tos_name, 0)
-        sender.sock.setsockopt(level, mtu_name, _PMTUDISC_WANT)
-
-
-def _with_ip_header(probe: ProbeRequest, src: str, body: bytes) -> bytes:
-    """The whole packet for a header-included send; ident marks the case in ICMP quotes."""
-    wire = probe.protocol & 0xFF
-    if probe.family == 4:
-        header = ipv4.IPv4Header(src=IPv4Address(src), dst=IPv4Address(probe.dst),
-                                 protocol=wire, identification=probe.ident & 0xFFFF,
-                                 dscp=probe.tos >> 2, ecn=probe.tos & 3)
-        return ipv4.encode(header, body)
-    header6 = ipv6.IPv6Header(src=IPv6Address(src.split("%")[0]),
-                              dst=IPv6Address(probe.dst.split("%")[0]),
-                              next_header=wire, flow_label=probe.ident & 0xFFFFF,
-                              dscp=probe.tos >> 2, ecn=probe.tos & 3)
-    return ipv6.encode(header6, body)
 
 
 def main() -> int:

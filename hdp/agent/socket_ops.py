@@ -14,18 +14,15 @@ import hashlib
 import os
 import selectors
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from hdp import rawsock
+from hdp import osnet, rawsock
+from hdp.counters import sysctl_counters
 from hdp.probe import probe_data
 
-# Linux values (include/uapi/linux/in.h, in6.h, udp.h); the socket module lacks them.
-IP_MTU_DISCOVER, IP_MTU = 10, 14
-IPV6_MTU_DISCOVER, IPV6_MTU = 23, 24
-PMTUDISC = {"dont": 0, "want": 1, "do": 2}
-SOL_UDPLITE, UDPLITE_SEND_CSCOV, UDPLITE_RECV_CSCOV = 136, 10, 11
 MAX_WAIT = 10.0  # no request holds the agent longer than this
 MAX_DATAGRAM = 1 << 17
 
@@ -65,6 +62,9 @@ def in_lab_netns() -> bool:
 
 def read_counters() -> dict[str, int]:
     """The kernel's IP/UDP counters (/proc/net/snmp, snmp6) as {"Udp.InCsumErrors": n}."""
+    source = osnet.current().counters
+    if source != "proc":  # macOS: the same names from its own statistics, or none
+        return sysctl_counters() if source == "sysctl" else {}
     counters: dict[str, int] = {}
     try:
         with open("/proc/net/snmp", encoding="ascii") as snmp:
@@ -84,6 +84,44 @@ def read_counters() -> dict[str, int]:
     except OSError:
         pass
     return counters
+
+
+def _os_options(sock: socket.socket, family: int, request: dict[str, Any]) -> None:
+    """The options whose numbers differ between OSes; one this OS lacks is ENOPROTOOPT."""
+    table = osnet.current()
+    mode = request.get("pmtudisc")
+    if mode:
+        if mode not in ("dont", "want", "do"):
+            raise ValueError(f"pmtudisc {mode!r}: give dont, want or do")
+        control = table.ipv4_dont_fragment if family == 4 else table.ipv6_dont_fragment
+        if control is None or str(mode) not in control.values:
+            raise OSError(errno.ENOPROTOOPT, f"{table.system} has no pmtudisc {mode!r}")
+        sock.setsockopt(control.option.level, control.option.name, control.values[str(mode)])
+    if request.get("no_check"):  # send with UDP checksum 0 (IPv4 only on Linux and macOS)
+        option = table.udp_no_checksum
+        if option is None:
+            raise OSError(errno.ENOPROTOOPT, osnet.unavailable("udp_no_checksum"))
+        sock.setsockopt(option.level, option.name, 1)
+    for index, key in ((1, "send_cscov"), (2, "recv_cscov")):
+        if request.get(key) is not None:
+            if table.udplite is None:
+                raise OSError(errno.ENOPROTOOPT, osnet.unavailable("udplite"))
+            sock.setsockopt(table.udplite[0], table.udplite[index], int(request[key]))
+
+
+def path_mtu(sock: socket.socket, family: int) -> int | None:
+    """A connected socket's path MTU; None when not connected or the OS cannot tell."""
+    table = osnet.current()
+    query = table.ipv4_path_mtu if family == 4 else table.ipv6_path_mtu
+    if query is None:
+        return None
+    try:
+        answer = sock.getsockopt(query.option.level, query.option.name, query.size)
+    except OSError:
+        return None  # not connected: no path to ask about
+    if len(answer) < query.offset + 4:
+        return None
+    return int.from_bytes(answer[query.offset:query.offset + 4], sys.byteorder)
 
 
 class SocketOps:
@@ -150,15 +188,7 @@ class SocketOps:
         for key, name in (("rcvbuf", socket.SO_RCVBUF), ("sndbuf", socket.SO_SNDBUF)):
             if request.get(key):
                 sock.setsockopt(socket.SOL_SOCKET, name, int(request[key]))
-        if request.get("pmtudisc"):
-            level, name = ((socket.IPPROTO_IP, IP_MTU_DISCOVER) if family == 4
-                           else (socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER))
-            sock.setsockopt(level, name, PMTUDISC[str(request["pmtudisc"])])
-        if request.get("no_check"):  # send with UDP checksum 0 (IPv4 only in Linux)
-            sock.setsockopt(socket.SOL_SOCKET, 11, 1)  # SO_NO_CHECK
-        for key, name in (("send_cscov", UDPLITE_SEND_CSCOV), ("recv_cscov", UDPLITE_RECV_CSCOV)):
-            if request.get(key) is not None:
-                sock.setsockopt(SOL_UDPLITE, name, int(request[key]))
+        _os_options(sock, family, request)
 
     def _socket(self, request: dict[str, Any]) -> socket.socket:
         handle = int(request["handle"])
@@ -218,14 +248,13 @@ class SocketOps:
     def _info(self, request: dict[str, Any]) -> None:
         sock = self._socket(request)
         v4 = sock.family == socket.AF_INET
-        mtu: int | None
-        try:
-            mtu = sock.getsockopt(*((socket.IPPROTO_IP, IP_MTU) if v4
-                                    else (socket.IPPROTO_IPV6, IPV6_MTU)))
-        except OSError:
-            mtu = None  # not connected: no path to ask about
+        mtu = path_mtu(sock, 4 if v4 else 6)
+        table = osnet.current()
+        why = None if (table.ipv4_path_mtu if v4 else table.ipv6_path_mtu) else \
+            osnet.unavailable("ipv4_path_mtu" if v4 else "ipv6_path_mtu")
         name = sock.getsockname()
-        self._answer(request, "udp-info", address=name[0], port=name[1], mtu=mtu)
+        self._answer(request, "udp-info", address=name[0], port=name[1], mtu=mtu,
+                     unavailable=why)
 
     def _close(self, request: dict[str, Any]) -> None:
         for handle in [int(h) for h in request.get("handles", [request.get("handle")])]:
@@ -295,6 +324,10 @@ class SocketOps:
         name = str(request["name"])
         if not name.startswith("net.") or ".." in name or "/" in name:
             raise ValueError(f"sysctl {name!r}: only net.* settings are served")
+        if not osnet.current().proc_sys:
+            self._answer(request, "sysctl", ok=False, errno="ENOENT", value=None,
+                         reason=osnet.unavailable("proc_sys"))
+            return
         path = "/proc/sys/" + name.replace(".", "/")
         old: str | None = None
         try:
