@@ -80,5 +80,8 @@ class Observation:
     deliveries: tuple[Delivery, ...] = ()
     icmp: tuple[IcmpReport, ...] = ()
     listened: bool = True  # False: no listener on the target, verdicts come from ICMP
+    # False: no ICMP answer could come (our own raw socket of the protocol sits on the
+    # target and takes the probe), so silence proves nothing
+    icmp_possible: bool = True
     failure_stage: str | None = None  # "send" / "listen": an agent failed, not the OS
     note: str | None = None  # e.g. "interrupted", "sender agent exited (code -9)"

@@ -371,6 +371,10 @@ def _observation(state: _State) -> Observation:
             and sent.get("ok") and not state.resolved:
         note = ("no ICMP possible: on the sending host our own IPPROTO_RAW socket counts "
                 "as a protocol-255 listener")
+    silenced = bool(sent.get("icmp_possible") is False and sent.get("ok") and not state.resolved)
+    if silenced:
+        note = ("no ICMP possible: the OS cannot send our own IPv6 header, and on the "
+                "sending host the raw socket that sent the probe takes it in")
     if state.resolve_errno:
         send_errno = state.resolve_errno
         note = f"cannot resolve {state.case.target!r} for IPv{state.case.family}"
@@ -379,4 +383,5 @@ def _observation(state: _State) -> Observation:
         listen_errno=state.listen_errno, sent_bytes=sent.get("bytes"),
         sent_src=sent.get("src"), sent_dscp=state.case.tos >> 2, sent_ecn=state.case.tos & 3,
         deliveries=tuple(state.deliveries), icmp=tuple(state.icmp),
-        listened=state.listener is not None, failure_stage=state.failure_stage, note=note)
+        listened=state.listener is not None, failure_stage=state.failure_stage, note=note,
+        icmp_possible=not silenced)

@@ -27,6 +27,7 @@ class Outcome(str, enum.Enum):
     SEND_ERROR = "send-error"
     SOCKET_ERROR = "socket-error"
     LISTEN_ERROR = "listen-error"
+    NO_ANSWER = "no-answer"
 
 
 SRC_NOT_TRANSLATED = "src-not-translated"
@@ -136,4 +137,6 @@ def judge(observation: Observation, *, nat_source: str | None = None) -> Verdict
                            inferred=not observation.listened)
     if observation.listen_errno or observation.failure_stage == "listen":
         return Verdict(Outcome.LISTEN_ERROR, errno=observation.listen_errno)
+    if not observation.listened and not observation.icmp_possible:
+        return Verdict(Outcome.NO_ANSWER, inferred=True)
     return Verdict(Outcome.LOST, inferred=not observation.listened)
