@@ -6,6 +6,8 @@ import pytest
 
 from hdp.checks.support import MARK, payload
 
+from hdp import netinfo
+
 WILDCARD = {4: "0.0.0.0", 6: "::"}
 LOOPBACK = {4: "127.0.0.1", 6: "::1"}
 
@@ -14,10 +16,11 @@ def _other_local_address(hdp_path) -> str:
     """A second address of the receiving host, other than the one the path reaches."""
     if hdp_path.dst not in LOOPBACK.values():
         return LOOPBACK[hdp_path.family]
-    if hdp_path.family == 4:
-        return "127.0.0.2"  # all of 127/8 is local
-    pytest.skip(f"{hdp_path.id}: the receiving host's only IPv6 address here is ::1; "
-                "run on a lab path (--hdp-lab) for a second one")
+    other = netinfo.other_loopback(hdp_path.family, hdp_path.dst)
+    if other is None:  # macOS's lo0 answers only for its own addresses, unlike Linux's 127/8
+        pytest.skip(f"{hdp_path.id}: this host has no second loopback address (on macOS: "
+                    "sudo ifconfig lo0 alias 127.0.0.2); run on a lab path (--hdp-lab)")
+    return other
 
 
 def _bind(hdp_path, address, port, **options):

@@ -24,7 +24,7 @@ from hdp.report import (
     render_markdown,
     render_table,
 )
-from hdp.target import Target, plan_target, probe
+from hdp.target import Target, expand, plan_target, probe
 from hdp.verdict import judge
 
 EXIT_FOUND = 3  # --fail-on: a case had one of the named outcomes (hdp sweep --help)
@@ -46,7 +46,7 @@ class SweepPlan:
 def plan_targets(plan: SweepPlan) -> dict[str, Target]:
     """The plan's targets by name; an address of a family not asked for is a usage error."""
     targets = {}
-    for text in plan.targets:
+    for text in expand(plan.targets, plan.families):
         target = plan_target(text, plan.families)
         literal = literal_address(text)
         if not target.families and literal is not None:

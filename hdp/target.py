@@ -3,8 +3,11 @@
 A target is an address or host name (probed from this host; a loopback one is heard by
 the sender's own agent, any other by nobody, so verdicts come from ICMP),
 `ssh://[user@]host[:port]` (an agent there listens), or `netns://NAME` (an agent in the
-namespace probes its own stack). `hdp sweep` and the pytest plugin plan and run targets
-alike through this module.
+namespace probes its own stack). `@IFACE` stands for every address of that interface and
+`@local` for every address of this host, loopback included: a host's own addresses are
+all reached through its own stack, and the loopback ones are the baseline the others
+are compared with. `hdp sweep` and the pytest plugin plan and run targets alike through
+this module.
 """
 
 from __future__ import annotations
@@ -33,6 +36,33 @@ class Target:
     # The source a NAT on the way gives probes, per family (a lab knows its masquerading
     # router): a delivery that still carries the sender's own address leaked it.
     nat_source: dict[int, str] = field(default_factory=dict)
+
+
+LOCAL = "@local"
+
+
+def expand(texts: Sequence[str], families: Sequence[int]) -> list[str]:
+    """The targets with `@IFACE` and `@local` replaced by the addresses they stand for
+    (of `families`, IPv6 link-local ones with their %zone), each target once."""
+    from hdp import netinfo
+
+    expanded: list[str] = []
+    for text in texts:
+        if not text.startswith("@"):
+            expanded.append(text)
+            continue
+        interface = None if text == LOCAL else text[1:]
+        try:
+            found = netinfo.local_addresses(interface)
+        except ValueError:
+            raise UsageError(f"{text}: this host has no interface {interface!r}; give one of "
+                             f"@{', @'.join(netinfo.interfaces())} or {LOCAL}") from None
+        addresses = [a.address for a in found if a.family in families]
+        if not addresses:
+            raise UsageError(f"{text}: no IPv{' or IPv'.join(map(str, families))} address on "
+                             f"{interface or 'this host'}; check --family or the interface")
+        expanded += addresses
+    return list(dict.fromkeys(expanded))
 
 
 def plan_target(text: str, families: Sequence[int]) -> Target:

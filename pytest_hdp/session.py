@@ -40,6 +40,14 @@ def plan_target(text: str, families: Sequence[int]) -> Target:
         raise pytest.UsageError(f"--hdp-target: {exc}") from None
 
 
+def expand_targets(texts: Sequence[str], families: Sequence[int]) -> list[str]:
+    """--hdp-target values with @IFACE / @local replaced by their addresses."""
+    try:
+        return targets.expand(texts, families)
+    except UsageError as exc:
+        raise pytest.UsageError(f"--hdp-target: {exc}") from None
+
+
 @dataclass
 class HdpResult:
     """What a test sees of its case: the observation, the verdict and the expectation."""
@@ -102,7 +110,8 @@ class HdpSession:
 
             lab = auto_lab(self.config)
         targets = [] if lab is not None and not settings.targets_given else \
-            [plan_target(t, settings.families) for t in settings.targets]
+            [plan_target(t, settings.families) for t in expand_targets(settings.targets,
+                                                                      settings.families)]
         self.vantage = os.environ.get(VANTAGE_ENV) or None
         if lab is not None:
             self.lab = lab

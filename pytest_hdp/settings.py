@@ -179,6 +179,14 @@ def check_target(target: str, origin: str) -> None:
                                 "an address, ssh://[user@]host or netns://NAME")
     if literal_address(target) is not None:
         return
+    if target.startswith("@"):  # @IFACE / @local: the interface must exist now
+        from hdp.target import expand
+
+        try:
+            expand([target], (4, 6))
+        except UsageError as exc:
+            raise pytest.UsageError(f"{origin}: {exc}") from None
+        return
     if not target or any(c.isspace() for c in target) or len(target) > 253:
         raise pytest.UsageError(f"{origin}: invalid target {target!r}: give a host name or an "
                                 "IPv4/IPv6 address")
