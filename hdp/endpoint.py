@@ -14,6 +14,11 @@ from typing import Any
 from hdp.agent.launch import AgentClient, AgentError
 
 
+class Unavailable(AgentError):
+    """The endpoint's OS lacks what a request needs (a packet capture or a caller-built
+    IPv6 header on macOS, say): the test cannot run there, which is no failure of it."""
+
+
 @dataclass(frozen=True)
 class Opened:
     """A UDP socket on the endpoint, or why the OS refused it (`stage`: socket/bind/...)."""
@@ -107,7 +112,11 @@ class Endpoint:
                 for d in answer["datagrams"] if "error" not in d]
 
     def path_mtu(self, handle: int) -> int | None:
-        return self.call("udp-info", handle=handle).get("mtu")
+        """A connected socket's path MTU; Unavailable where the OS cannot tell it."""
+        answer = self.call("udp-info", handle=handle)
+        if answer.get("mtu") is None and answer.get("unavailable"):
+            raise Unavailable(f"agent {self.agent.spec}: {answer['unavailable']}")
+        return answer.get("mtu")
 
     def close(self, *handles: int | None) -> None:
         wanted = [h for h in handles if h is not None]
@@ -120,7 +129,12 @@ class Endpoint:
         """Send whole IP packets exactly as built (header included), in order."""
         answer = self.call("raw-send", family=family, dst=dst,
                            packets=[p.hex() for p in packets])
-        return list(answer["results"])
+        results = list(answer["results"])
+        if results and all(r.get("errno") == "ENOPROTOOPT" for r in results):
+            # The raw socket itself was refused: this OS cannot send whole packets.
+            raise Unavailable(f"agent {self.agent.spec} cannot send caller-built IPv{family} "
+                              "packets (ENOPROTOOPT: no IPV6_HDRINCL on macOS)")
+        return results
 
     @contextmanager
     def capture(self, *, protocol: int | None = None, hosts: tuple[str, ...] = (),
@@ -131,8 +145,9 @@ class Endpoint:
         answer = self.call("capture-start", protocol=protocol, hosts=list(hosts),
                            interface=interface, incoming_only=incoming_only)
         if not answer.get("ok"):
-            raise AgentError(f"agent {self.agent.spec} cannot capture ({answer.get('errno')}):"
-                             " captures need Linux AF_PACKET and CAP_NET_RAW")
+            kind = Unavailable if answer.get("errno") == "EAFNOSUPPORT" else AgentError
+            raise kind(f"agent {self.agent.spec} cannot capture ({answer.get('errno')}):"
+                       " captures need Linux AF_PACKET and CAP_NET_RAW")
         result = CaptureResult()
         try:
             yield result

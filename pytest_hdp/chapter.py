@@ -69,6 +69,8 @@ class PathUnderTest:
             mtu = self.sender.path_mtu(opened.handle)
         finally:
             self.sender.close(opened.handle)
+        if mtu is None:
+            pytest.skip(f"{self.id}: the sender cannot tell its path MTU toward {self.dst}")
         return int(mtu)
 
 
@@ -277,6 +279,18 @@ class ChapterPlugin:
             translated = lab.translated_source(client, server, family) is not None
         return PathUnderTest(target.name, target.path, family, sender, receiver, dst,
                              links, private, translated)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """A capability an end's OS lacks (hdp.endpoint.Unavailable) skips the test."""
+        if "hdp_path" not in getattr(item, "fixturenames", ()):
+            return (yield)
+        from hdp.endpoint import Unavailable
+
+        try:
+            return (yield)
+        except Unavailable as exc:
+            pytest.skip(str(exc))
 
     # -- report entries ---------------------------------------------------------------
 
