@@ -20,8 +20,13 @@ FAMILIES = (4, 6)
 TOP_KEYS = ("profile", "applies", "source", "recorded", "rules", "checks")
 APPLIES_KEYS = ("system", "release", "path")
 RULE_KEYS = ("protocols", "family", "payload", "target", "path", "expect", "errno", "changes",
-             "wire_protocol", "why")
-CHECK_KEYS = ("check", "family", "path", "expect", "why")
+             "wire_protocol", "why", "source")
+CHECK_KEYS = ("check", "family", "path", "expect", "why", "source")
+# Where a rule comes from: a run on the platform, the write-up, or the kernel's source
+# read as "KERNEL FILE:FUNCTION[, FILE:FUNCTION...]".
+RULE_SOURCE = re.compile(r"^(run|write-up|[a-z][a-z0-9-]* [\w./-]+:\w+(, [\w./-]+:\w+)*)$")
+RULE_SOURCE_FORMS = ("run, write-up, or the kernel source as 'xnu bsd/netinet/raw_ip.c:"
+                     "rip_attach' (several FILE:FUNCTION separated by ', ')")
 ERRNO_OUTCOMES = ("socket-error", "send-error", "listen-error")
 # Outcomes whose Verdict carries a wire protocol: from a delivery or quoted in an ICMP error.
 WIRE_OUTCOMES = ("delivered", "altered", "unreachable", "prohibited", "too-big")
@@ -59,6 +64,7 @@ class Rule:
     errno: str | None = None
     changes: tuple[str, ...] | None = None
     wire_protocol: int | None = None
+    source: str | None = None  # run, write-up, or "KERNEL FILE:FUNCTION"
 
     @property
     def spec(self) -> str:
@@ -82,6 +88,7 @@ class CheckRule:
     why: str
     family: int | None = None
     path: str | None = None
+    source: str | None = None  # run, write-up, or "KERNEL FILE:FUNCTION"
 
     def matches(self, check: str, family: int | None, path: str | None) -> bool:
         return (self.check == check and self.family in (None, family)

@@ -23,6 +23,8 @@ from hdp.profile.model import (
     OUTCOMES,
     PAYLOADS,
     RULE_KEYS,
+    RULE_SOURCE,
+    RULE_SOURCE_FORMS,
     TOP_KEYS,
     WIRE_OUTCOMES,
     CheckRule,
@@ -172,7 +174,7 @@ class _Parser:
         if path is not None and (not isinstance(path, str) or not path.strip()):
             raise fail(f"path is {_show(path)}: give a path name, or leave it out for any")
         return CheckRule(index, str(name), expect, " ".join(why.split()), family,
-                         _stripped(path))
+                         _stripped(path), _rule_source(entry.get("source"), fail))
 
     def check_keys(self, data: dict[Any, Any], node: Any, valid: tuple[str, ...], what: str,
                    **where: Any) -> None:
@@ -282,7 +284,7 @@ class _Parser:
         return Rule(index=index, protocols=protocols, expect=expect, why=" ".join(why.split()),
                     family=family, payload=payload, target=_stripped(entry.get("target")),
                     path=_stripped(entry.get("path")), errno=errno, changes=changes,
-                    wire_protocol=wire)
+                    wire_protocol=wire, source=_rule_source(entry.get("source"), fail))
 
     @staticmethod
     def changes(expect: str, value: object, fail: _Fail) -> tuple[str, ...]:
@@ -363,3 +365,10 @@ def _raw_spec(value: object) -> str | None:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _rule_source(value: object, fail: _Fail) -> str | None:
+    """A rule's `source`: run, write-up, or KERNEL FILE:FUNCTION (None when absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not RULE_SOURCE.match(" ".join(value.split())):
+        raise fail(f"source is {_show(value)}: give {RULE_SOURCE_FORMS}")
+    return " ".join(value.split())
