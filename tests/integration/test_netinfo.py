@@ -74,8 +74,8 @@ def test_at_interface_expands_to_its_addresses_of_the_asked_families():
     v4 = [a.address for a in netinfo.local_addresses(loopback) if a.family == 4]
     both = [a.address for a in netinfo.local_addresses(loopback)]
     assert expand([f"@{loopback}"], [4]) == v4
-    assert expand([f"@{loopback}", "127.0.0.1"], [4, 6]) == list(dict.fromkeys(both +
-                                                                               ["127.0.0.1"]))
+    with_literal = expand([f"@{loopback}", "127.0.0.1"], [4, 6])
+    assert with_literal == list(dict.fromkeys([*both, "127.0.0.1"]))  # each target once
     assert set(expand([LOCAL], [4, 6])) == {a.address for a in netinfo.local_addresses()}
 
 
