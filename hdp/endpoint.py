@@ -146,8 +146,9 @@ class Endpoint:
                            interface=interface, incoming_only=incoming_only)
         if not answer.get("ok"):
             kind = Unavailable if answer.get("errno") == "EAFNOSUPPORT" else AgentError
-            raise kind(f"agent {self.agent.spec} cannot capture ({answer.get('errno')}):"
-                       " captures need Linux AF_PACKET and CAP_NET_RAW")
+            reason = answer.get("reason") or "captures need Linux AF_PACKET and CAP_NET_RAW"
+            raise kind(f"agent {self.agent.spec} cannot capture ({answer.get('errno')}): "
+                       f"{reason}")
         result = CaptureResult()
         try:
             yield result

@@ -293,7 +293,7 @@ class SocketOps:
                                incoming_only=bool(request.get("incoming_only", True)))
         if isinstance(capture, rawsock.OsRefusal):
             self._answer(request, "capture-started", ok=False, errno=capture.errno_name,
-                         handle=None)
+                         handle=None, reason=capture.message)
             return
         handle = next(self._handles)
         self.captures[handle] = capture
