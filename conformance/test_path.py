@@ -37,7 +37,11 @@ def test_same_hop_count_for_hdp_and_udp(hdp_result, hdp_session):
     delivery = _delivered(hdp_result)
     udp = hdp_session.result(dataclasses.replace(hdp_result.case, payload="udp",
                                                  protocol=17))
-    udp_delivery = _delivered(udp)
+    if udp.verdict.outcome not in (Outcome.DELIVERED, Outcome.ALTERED):
+        # Not this test's case, so not its xfail: macOS hands no UDP to a raw listener.
+        pytest.skip(f"{udp.case.id} did not arrive ({udp.verdict.outcome.value}): no UDP "
+                    "hop count to compare with")
+    udp_delivery = udp.observation.deliveries[0]
     assert delivery.ttl == udp_delivery.ttl, (
         f"{hdp_result.case.id}: HDP arrived with TTL {delivery.ttl}, UDP with "
         f"{udp_delivery.ttl}")

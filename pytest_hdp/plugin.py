@@ -218,8 +218,11 @@ def pytest_runtest_makereport(item: pytest.Item,
                               call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     result = item.stash.get(RESULT_KEY, None)
-    if result is not None and (report.when == "call" or
-                               (report.when == "setup" and not report.passed)):
+    # A test that skipped itself says nothing about its case (it needed another case's
+    # delivery, say); the case's own tests give its verdict.
+    skipped = report.when == "call" and report.skipped and not hasattr(report, "wasxfail")
+    if result is not None and not skipped and (report.when == "call" or
+                                               (report.when == "setup" and not report.passed)):
         from pytest_hdp import reporting
 
         # Plain JSON types: this rides to the xdist controller on the report itself.
