@@ -3,7 +3,9 @@
 A raw IP socket sees datagrams after reassembly; an AF_PACKET socket (Linux only) sees each
 packet as the interface got it, so fragments arrive one by one, in wire order. SOCK_DGRAM
 strips the link header, so every packet starts with its IPv4 or IPv6 header, which is what
-a LINKTYPE_RAW pcap file holds.
+a LINKTYPE_RAW pcap file holds. Where there is no AF_PACKET (macOS) opening a capture is
+refused with EAFNOSUPPORT and the reason: a BPF (/dev/bpf*) backend is not written yet,
+because how lo0's BPF tap shows locally sent packets cannot be checked without a Mac.
 
 Filtering is done here, not in the kernel: only IPv4/IPv6 packets are kept, and only those
 matching `protocol` and `hosts`. A packet whose header does not decode is kept, marked
