@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.checks.support import MARK, payload
-
 from hdp import netinfo
+from hdp.checks.support import MARK, payload
 
 WILDCARD = {4: "0.0.0.0", 6: "::"}
 LOOPBACK = {4: "127.0.0.1", 6: "::1"}
