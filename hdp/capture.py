@@ -8,9 +8,13 @@ refused with EAFNOSUPPORT and the reason: a BPF (/dev/bpf*) backend is not writt
 because how lo0's BPF tap shows locally sent packets cannot be checked without a Mac.
 
 Filtering is done here, not in the kernel: only IPv4/IPv6 packets are kept, and only those
-matching `protocol` and `hosts`. A packet whose header does not decode is kept, marked
-`malformed`, because a mangled packet is what a conformance test is looking for and the
-filter cannot prove it is someone else's.
+matching `protocol` and `hosts`, and, when a `flow` is given, the packets of that one
+exchange (hdp.flow: both addresses, both ports, later fragments by the identification of
+their first, ICMP errors by what they quote). A test always gives its flow: on a shared
+host, protocol and addresses alone let every other exchange in. Without a flow, a packet
+whose header does not decode is kept, marked `malformed`, because a mangled packet is what
+a conformance test is looking for and a protocol filter cannot prove it is someone else's;
+with a flow, the flow's rules (hdp.flow) decide whose it is.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from hdp import pcap
 from hdp.errors import DecodeError
+from hdp.flow import Flow, FlowFilter, Sieve, Verdict
 from hdp.osnet import current, unavailable
 from hdp.rawsock import OsRefusal, grow_receive_buffer
 from hdp.wire import ipv4, ipv6
@@ -47,6 +52,7 @@ PACKET_TYPES = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost", 4: "o
                 5: "loopback", 6: "user", 7: "kernel"}
 PRIVILEGE_FIX = "packet capture needs CAP_NET_RAW: run as root or grant CAP_NET_RAW"
 _FAMILIES = {ETH_P_IP: 4, ETH_P_IPV6: 6}
+_KEEP = Verdict(keep=True)
 
 Host = IPv4Address | IPv6Address
 
@@ -139,14 +145,15 @@ class Capture:
     """An AF_PACKET socket and the packets read from it so far (at most `max_packets`)."""
 
     def __init__(self, sock: socket.socket, *, protocol: int | None, hosts: tuple[Host, ...],
-                 incoming_only: bool, max_packets: int) -> None:
+                 incoming_only: bool, max_packets: int, flow: Flow | None = None) -> None:
         self.sock = sock
         self.protocol = protocol
         self.hosts = hosts
         self.incoming_only = incoming_only
         self.max_packets = max_packets
-        self.dropped = 0  # matching packets read after `max_packets` were kept
-        self._packets: list[Captured] = []
+        self.flow = flow
+        self._filter = None if flow is None else FlowFilter(flow)
+        self._kept: Sieve[Captured] = Sieve(max_packets)
         self._kernel_drops = 0
         self._buffer = bytearray(pcap.SNAPLEN)
         self._indexes: dict[str, int] = {}
@@ -154,11 +161,13 @@ class Capture:
     @classmethod
     def open(cls, *, interface: str | None = None, protocol: int | None = None,
              hosts: tuple[str, ...] = (), incoming_only: bool = True,
-             max_packets: int = DEFAULT_MAX_PACKETS) -> Capture | OsRefusal:
+             max_packets: int = DEFAULT_MAX_PACKETS,
+             flow: Flow | None = None) -> Capture | OsRefusal:
         """Start capturing on `interface` (all when None); a refusal is data, not an error.
 
-        Raises ValueError for a protocol outside 0..255, a host that is not an IP address,
-        or a negative `max_packets`.
+        `flow` narrows the capture to one exchange (see hdp.flow). Raises ValueError for a
+        protocol outside 0..255, a host that is not an IP address, or a negative
+        `max_packets`.
         """
         if protocol is not None and not 0 <= protocol <= 0xFF:
             raise ValueError(f"protocol must be 0..255, got {protocol}")
@@ -180,12 +189,22 @@ class Capture:
             sock.close()
             return _refusal(exc, interface)
         return cls(sock, protocol=protocol, hosts=wanted, incoming_only=incoming_only,
-                   max_packets=max_packets)
+                   max_packets=max_packets, flow=flow)
 
     @property
     def packets(self) -> list[Captured]:
         """The packets kept so far, in the order they were read."""
-        return list(self._packets)
+        return self._kept.items()
+
+    @property
+    def dropped(self) -> int:
+        """Matching packets read after `max_packets` were kept."""
+        return self._kept.dropped
+
+    @property
+    def unattributed(self) -> int:
+        """Packets too broken to show they are the flow's, not kept (see hdp.flow)."""
+        return self._kept.unattributed
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -209,26 +228,21 @@ class Capture:
                     [self._buffer], 64, socket.MSG_TRUNC)
             except (BlockingIOError, InterruptedError):
                 break
-            packet = self._packet(length, ancillary, address)
-            if packet is None:
-                continue
-            if len(self._packets) >= self.max_packets:
-                self.dropped += 1
-                continue
-            self._packets.append(packet)
-            kept += 1
+            judged = self._packet(length, ancillary, address)
+            if judged is not None:
+                kept += self._kept.offer(*judged)
         return kept
 
     def read_until(self, deadline: float, count: int | None = None) -> int:
         """Read until `count` packets are kept in all or `deadline` (monotonic) passes."""
-        while count is None or len(self._packets) < count:
+        while count is None or len(self._kept) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             readable, _, _ = select.select([self.sock], [], [], remaining)
             if readable:
                 self.read_available()
-        return len(self._packets)
+        return len(self._kept)
 
     def kernel_drops(self) -> int:
         """Packets the kernel dropped for a full receive queue since the capture opened."""
@@ -242,14 +256,15 @@ class Capture:
         return self._kernel_drops
 
     def to_pcap_records(self) -> list[pcap.PcapRecord]:
-        return pcap_records(self._packets)
+        return pcap_records(self._kept.items())
 
     def clear(self) -> None:
         """Forget the packets kept so far (the drop counters stay)."""
-        self._packets.clear()
+        self._kept.clear()
 
     def _packet(self, length: int, ancillary: list[tuple[int, int, bytes]],
-                address: tuple[str, int, int, int, bytes]) -> Captured | None:
+                address: tuple[str, int, int, int, bytes]) -> tuple[Verdict, Captured] | None:
+        """The packet just read and what the filters say of it; None when it is not kept."""
         interface, ethertype, pkttype = address[0], address[1], address[2]
         family = _FAMILIES.get(ethertype)
         if family is None or (self.incoming_only and pkttype == PACKET_OUTGOING):
@@ -261,12 +276,16 @@ class Capture:
             malformed = None
         except DecodeError as error:
             malformed = str(error)
+        verdict = _KEEP if self._filter is None else self._filter.judge(data)
+        if verdict is not _KEEP and not (verdict.keep or verdict.hold or verdict.unattributed):
+            return None
         kernel_ns = _timestamp(ancillary)
-        return Captured(
+        return verdict, Captured(
             time_ns=time.time_ns() if kernel_ns is None else kernel_ns,
             kernel_time=kernel_ns is not None, interface=interface,
             interface_index=self._index(interface), pkttype=pkttype, family=family, data=data,
-            original_length=max(length, len(data)), malformed=malformed,
+            original_length=max(length, len(data)),
+            malformed=malformed if self._filter is None else verdict.malformed,
         )
 
     def _matches(self, family: int, data: bytes) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdp.agent.launch import AgentClient, AgentError
+from hdp.flow import Flow
 
 
 class Unavailable(AgentError):
@@ -46,7 +47,8 @@ class Datagram:
 class CaptureResult:
     packets: list[tuple[int, bytes]] = field(default_factory=list)  # (time_ns, IP packet)
     directions: list[str] = field(default_factory=list)  # host, outgoing, ... per packet
-    dropped: int = 0
+    dropped: int = 0  # packets of the flow beyond the capture's bound
+    unattributed: int = 0  # packets too broken to tell whether they were the flow's
 
     def pcap(self) -> bytes:
         """The packets as a pcap file (LINKTYPE_RAW) that Wireshark and tshark open."""
@@ -137,13 +139,21 @@ class Endpoint:
         return results
 
     @contextmanager
-    def capture(self, *, protocol: int | None = None, hosts: tuple[str, ...] = (),
-                interface: str | None = None, incoming_only: bool = True,
-                wait: float = 0.0, count: int | None = None) -> Iterator[CaptureResult]:
-        """Capture what arrives while the block runs; the result fills in at its end,
-        after waiting up to `wait` seconds for `count` packets in all."""
-        answer = self.call("capture-start", protocol=protocol, hosts=list(hosts),
-                           interface=interface, incoming_only=incoming_only)
+    def capture(self, flow: Flow | None = None, *, protocol: int | None = None,
+                hosts: tuple[str, ...] = (), interface: str | None = None,
+                incoming_only: bool = True, wait: float = 0.0,
+                count: int | None = None) -> Iterator[CaptureResult]:
+        """Capture the packets of `flow` (hdp.flow) while the block runs; the result fills
+        in at its end, after waiting up to `wait` seconds for `count` packets in all.
+
+        Give the flow of the sockets the test opened: without one, every packet of
+        `protocol` to or from `hosts` is kept, whoever sent it.
+        """
+        fields: dict[str, Any] = {"protocol": protocol, "hosts": list(hosts),
+                                  "interface": interface, "incoming_only": incoming_only}
+        if flow is not None:
+            fields["flow"] = flow.to_request()
+        answer = self.call("capture-start", **fields)
         if not answer.get("ok"):
             kind = Unavailable if answer.get("errno") == "EAFNOSUPPORT" else AgentError
             reason = answer.get("reason") or "captures need Linux AF_PACKET and CAP_NET_RAW"
@@ -159,6 +169,7 @@ class Endpoint:
                               for p in stopped["packets"]]
             result.directions = [str(p.get("direction")) for p in stopped["packets"]]
             result.dropped = int(stopped.get("dropped", 0))
+            result.unattributed = int(stopped.get("unattributed", 0))
 
     def counters(self) -> dict[str, int]:
         return dict(self.call("counters")["counters"])

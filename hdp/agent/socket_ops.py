@@ -285,12 +285,29 @@ class SocketOps:
         self._answer(request, "raw-sent", results=results)
 
     def _capture_start(self, request: dict[str, Any]) -> None:
-        from hdp.capture import Capture
+        """``{"op": "capture-start", "id": N, "flow": {...}, "protocol": P, "hosts": [..],
+        "interface": NAME|null, "incoming_only": true}``: capture what arrives (or leaves)
+        until ``capture-stop``; answers ``{"event": "capture-started", "ok": .., "errno":
+        .., "handle": H}``.
 
+        ``flow`` is the exchange to keep, ``{"protocol": 17, "src": "198.18.0.2", "dst":
+        "198.18.1.2", "sport": 40000, "dport": 5000, "identifications": [..]}`` (see
+        hdp.flow.Flow: null or absent means any; ``identifications`` are the IP IDs of
+        packets the caller built). Only packets of that flow are kept: its own, the later
+        fragments of its datagrams, and ICMP errors quoting them. ``protocol`` and
+        ``hosts`` are a coarser filter applied first; a capture without a flow keeps every
+        packet of the protocol, whoever's it is, and is meant for a private namespace.
+        A malformed flow is an error answer naming the field.
+        """
+        from hdp.capture import Capture
+        from hdp.flow import Flow
+
+        flow = None if request.get("flow") is None else Flow.from_request(request["flow"])
         capture = Capture.open(interface=request.get("interface"),
                                protocol=request.get("protocol"),
                                hosts=tuple(request.get("hosts", ())),
-                               incoming_only=bool(request.get("incoming_only", True)))
+                               incoming_only=bool(request.get("incoming_only", True)),
+                               flow=flow)
         if isinstance(capture, rawsock.OsRefusal):
             self._answer(request, "capture-started", ok=False, errno=capture.errno_name,
                          handle=None, reason=capture.message)
@@ -310,7 +327,8 @@ class SocketOps:
         capture.read_until(time.monotonic() + wait, request.get("count"))
         capture.read_available()
         capture.close()
-        self._answer(request, "captured", dropped=capture.dropped, packets=[
+        self._answer(request, "captured", dropped=capture.dropped,
+                     unattributed=capture.unattributed, packets=[
             {"time_ns": p.time_ns, "interface": p.interface, "direction": p.direction,
              "data": p.data.hex()} for p in capture.packets])
 

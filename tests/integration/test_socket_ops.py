@@ -69,9 +69,15 @@ def test_sysctl_reads_but_never_writes_outside_a_lab_namespace(endpoint):
 def test_captured_packets_and_their_pcap(endpoint, tmp_path):
     from hdp.pcap import decode_pcap
 
+    from ipaddress import ip_address
+
+    from hdp.flow import Flow
+
     receiver = endpoint.open_udp(4, bind="127.0.0.3", port=0)
-    sender = endpoint.open_udp(4)
-    with endpoint.capture(protocol=17, hosts=("127.0.0.3",), wait=2.0, count=1) as seen:
+    sender = endpoint.open_udp(4, bind="127.0.0.1")
+    flow = Flow(17, ip_address("127.0.0.1"), ip_address("127.0.0.3"), sender.port,
+                receiver.port)
+    with endpoint.capture(flow, protocol=17, wait=2.0, count=1) as seen:
         endpoint.send(sender.handle, 50, dst="127.0.0.3", port=receiver.port)
     endpoint.close(receiver.handle, sender.handle)
     assert len(seen.packets) == 1 and seen.directions == ["host"]
