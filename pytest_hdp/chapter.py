@@ -12,7 +12,7 @@ anything else fails naming both.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,26 @@ class PathUnderTest:
         if self._src is None:
             self._src = str(self.sender.source_for(self.dst, self.family))
         return self._src
+
+    def flow(self, protocol: int, sport: int | None, dport: int | None, *,
+             identifications: Iterable[int] = ()) -> Any:
+        """The test's own exchange, from the sender's address and port to the receiver's
+        (hdp.flow.Flow), for a capture at either end. `identifications` are the IP IDs of
+        packets the test built itself.
+
+        Behind a NAT the source is left open: what source arrives is what such a test is
+        about (and a NAT may leave a protocol it does not know untranslated), and even a
+        capture at the sender may show the router's rewrite, since the copy it reads
+        shares memory with the packet the router translates in place. The receiver's
+        address and the port of the test's own socket still pin the flow."""
+        from ipaddress import ip_address
+
+        from hdp.flow import Flow
+
+        dst, ids = ip_address(self.dst), frozenset(identifications)
+        if self.translated:
+            return Flow(protocol, None, dst, None, dport, ids)
+        return Flow(protocol, ip_address(self.src()), dst, sport, dport, ids)
 
     @property
     def narrowest(self) -> int | None:
@@ -126,6 +146,37 @@ class Check:
                                                                         self.chapter or ()),
                 "observed": self.observed, "detail": self.detail, "verdict": verdict,
                 "why": None if self.profile is None else self.profile.why}
+
+
+class PathSettings:
+    """Kernel settings of a path's ends for one test (see hdp.lab.hold): `steady` and
+    `read` hold a namespace shared, `alone` and `change` hold it alone; `side` is
+    "receiver" or "sender". What a test changed is written back, and the holds let go,
+    when it ends."""
+
+    def __init__(self, path: PathUnderTest) -> None:
+        from hdp.lab.hold import SettingsHold
+
+        self.path = path
+        self.hold = SettingsHold()
+
+    def _end(self, side: str) -> Any:
+        if side not in ("receiver", "sender"):
+            raise ValueError(f"side must be 'receiver' or 'sender', not {side!r}")
+        return self.path.receiver if side == "receiver" else self.path.sender
+
+    def steady(self, side: str = "receiver") -> None:
+        self.hold.steady(self._end(side))
+
+    def read(self, name: str, side: str = "receiver") -> dict[str, Any]:
+        return self.hold.read(self._end(side), name)
+
+    def alone(self, side: str = "receiver") -> None:
+        self.hold.alone(self._end(side))
+
+    def change(self, name: str, value: str | int, side: str = "receiver", *,
+               restore: str | int | None = None) -> dict[str, Any]:
+        return self.hold.change(self._end(side), name, value, restore=restore)
 
 
 @dataclass
@@ -247,6 +298,16 @@ class ChapterPlugin:
         request.node.stash[CHECK_KEY] = {"check": check}
         yield check
 
+    @pytest.fixture
+    def hdp_sysctl(self, hdp_path: PathUnderTest) -> Iterator[PathSettings]:
+        """The path's kernel settings, held for this test (see PathSettings); a change
+        is written back when the test ends, also when it failed or was interrupted."""
+        settings = PathSettings(hdp_path)
+        try:
+            yield settings
+        finally:
+            settings.hold.release()
+
     def _ends_of(self, target: Any, family: int) -> PathUnderTest:
         from hdp.agent.launch import AgentError, AgentSpec
         from pytest_hdp.session import privilege_fix
@@ -311,7 +372,10 @@ class ChapterPlugin:
         if isinstance(entry, dict) and not hasattr(self.config, "workerinput"):
             self.entries.append(entry)
 
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
+        # After pytest's own teardown of what an interrupt left set up: an `hdp_sysctl`
+        # finalizer still needs its agent to write a setting back.
         self.ends.close()
 
 
