@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from hdp import netinfo
-from hdp.checks.support import MARK, payload
+from hdp.checks.support import ENOUGH, MARK, WAIT, payload, receive_tagged, tag
 
 WILDCARD = {4: "0.0.0.0", 6: "::"}
+HELLO, WANTED = tag(b"HELLO"), tag(b"WANTED")
 LOOPBACK = {4: "127.0.0.1", 6: "::1"}
 
 
@@ -38,9 +39,8 @@ def _which(hdp_path, handles, *, via, dst, port):
     sender = via.open_udp(hdp_path.family)
     via.send(sender.handle, data=payload(48), dst=dst, port=port)
     via.close(sender.handle)
-    got = hdp_path.receiver.receive(list(handles.values()), timeout=2.0)
-    names = [name for name, handle in handles.items()
-             if any(d.handle == handle and d.head.startswith(MARK) for d in got)]
+    got = receive_tagged(hdp_path, list(handles.values()))
+    names = [name for name, handle in handles.items() if any(d.handle == handle for d in got)]
     return names[0] if len(names) == 1 else "both" if names else "none"
 
 
@@ -112,7 +112,7 @@ def test_ipv6_wildcard_receives_ipv4(hdp_path, hdp_check):
     sender = hdp_path.sender.open_udp(4)
     hdp_path.sender.send(sender.handle, data=payload(48), dst=hdp_path.dst, port=opened.port)
     hdp_path.sender.close(sender.handle)
-    got = hdp_path.receiver.receive(opened.handle, timeout=2.0)
+    got = receive_tagged(hdp_path, opened.handle)
     hdp_path.receiver.close(opened.handle)
     hdp_check.observe("received" if got else "not-received",
                       f"from {got[0].src}" if got else "nothing within 2 s")
@@ -141,21 +141,22 @@ def test_connected_socket_ignores_other_sources(hdp_path, hdp_check):
     wanted = hdp_path.sender.open_udp(family, bind="", port=0)
     other = hdp_path.sender.open_udp(family, bind="", port=0)
     server = _bind(hdp_path, hdp_path.dst, 0, reuseaddr=True)
-    hdp_path.sender.send(wanted.handle, data=payload(16, b"HELLO"), dst=hdp_path.dst,
+    hdp_path.sender.send(wanted.handle, data=payload(32, HELLO), dst=hdp_path.dst,
                          port=server.port)
-    hello = hdp_path.receiver.receive(server.handle, timeout=2.0)
+    hello = receive_tagged(hdp_path, server.handle, HELLO)
     assert hello, f"{hdp_path.id}: no datagram from the sender arrived"
     peer = (hello[0].src, hello[0].port)
     connected = hdp_path.receiver.open_udp(family, bind=hdp_path.dst, port=server.port,
                                            reuseaddr=True, connect=peer)
     assert connected.ok, connected
     hdp_path.sender.send(other.handle, data=payload(48), dst=hdp_path.dst, port=server.port)
-    hdp_path.sender.send(wanted.handle, data=payload(48, b"WANTED"), dst=hdp_path.dst,
+    hdp_path.sender.send(wanted.handle, data=payload(48, WANTED), dst=hdp_path.dst,
                          port=server.port)
-    got = hdp_path.receiver.receive(connected.handle, count=2, timeout=2.0, until=b"WANTED")
+    got = hdp_path.receiver.receive(connected.handle, count=ENOUGH, timeout=WAIT,
+                                    until=WANTED)
     hdp_path.sender.close(wanted.handle, other.handle)
     hdp_path.receiver.close(server.handle, connected.handle)
-    assert any(d.head.startswith(b"WANTED") for d in got), (
+    assert any(d.head.startswith(WANTED) for d in got), (
         f"{hdp_path.id}: the connected peer's own datagram did not reach the connected socket")
     hdp_check.observe("received" if any(d.head.startswith(MARK) for d in got) else "ignored",
                       f"connected to {peer[0]}:{peer[1]} as the receiver sees it; another "

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from hdp.checks.support import fate, ip_packet, open_receiver, payload, transport_of
+from hdp.checks.support import (
+    fate,
+    ip_packet,
+    open_receiver,
+    payload,
+    receive_tagged,
+    transport_of,
+)
 from hdp.wire import udp
 
 LITE = udp.PROTO_UDPLITE
@@ -67,21 +74,22 @@ def test_covered_corruption_dropped(hdp_path, hdp_check):
 def test_send_coverage_option(hdp_path, hdp_check):
     """UDPLITE_SEND_CSCOV=20 puts coverage 20 on the wire, and the checksum covers 20."""
     receiver = _lite_receiver(hdp_path)
-    sender = hdp_path.sender.open_udp(hdp_path.family, protocol=LITE, send_cscov=20)
+    sender = hdp_path.sender.open_udp(hdp_path.family, protocol=LITE, bind="", send_cscov=20)
     if not sender.ok:
         receiver.close()
         hdp_check.observe("refused", f"UDPLITE_SEND_CSCOV: {sender.stage} {sender.errno}")
         return
-    with hdp_path.receiver.capture(protocol=LITE, hosts=(hdp_path.dst,)) as seen:
+    flow = hdp_path.flow(LITE, sender.port, receiver.port)
+    with hdp_path.receiver.capture(flow, protocol=LITE) as seen:
         hdp_path.sender.send(sender.handle, data=payload(64), dst=hdp_path.dst,
                              port=receiver.port)
-        got = hdp_path.receiver.receive(receiver.handle, timeout=2.0)
+        got = receive_tagged(hdp_path, receiver.handle)
     hdp_path.sender.close(sender.handle)
     receiver.close()
     assert got, f"{hdp_path.id}: the UDP-Lite datagram did not arrive"
     coverages = [_coverage(data) for _, data in seen.packets]
     hdp_check.observe("applied" if coverages == [20] else "ignored",
-                      f"coverage on the wire: {coverages}")
+                      f"coverage on the wire: {coverages} ({flow})")
 
 
 def _coverage(packet: bytes) -> int | None:

@@ -7,11 +7,16 @@ and the datagram has not, the receiver dropped it.
 No pytest here: the conformance suite imports it as a module of the installed package.
 A path that cannot even carry the sentinel raises AssertionError (a failed test to pytest)
 explicitly, so the check holds under `python -O` too.
+
+A test's datagrams go to a socket it opened, and start with a tag unique to this process
+(`tag`), so what a receiver reads is matched by tag: another process's datagram that
+reaches the port, or a stray one, is never taken for the test's own.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -20,9 +25,18 @@ from typing import Any
 from hdp.errors import DecodeError
 from hdp.wire import ipv4, ipv6, udp
 
-MARK = b"CHAPTER-TEST:"
-SENTINEL = b"CHAPTER-SENTINEL:"
+_PROCESS = secrets.token_hex(4).encode()
+
+
+def tag(word: bytes) -> bytes:
+    """`word` made unique to this process: WORD-1a2b3c4d:."""
+    return word + b"-" + _PROCESS + b":"
+
+
+MARK = tag(b"CHAPTER-TEST")
+SENTINEL = tag(b"CHAPTER-SENTINEL")
 WAIT = 2.0  # the longest a sentinel may take on any path we build
+ENOUGH = 32  # datagrams a receive may read before the awaited one (strays included)
 
 
 @dataclass
@@ -44,6 +58,15 @@ def open_receiver(path: Any, *, protocol: int = 17, **options: Any) -> Receiver:
         raise AssertionError(f"{path.id}: cannot bind a UDP socket to {path.dst} "
                              f"({opened.stage}: {opened.errno})")
     return Receiver(path, opened.handle, opened.port, protocol)
+
+
+def receive_tagged(path: Any, handles: int | list[int], mark: bytes = MARK, *,
+                   timeout: float = WAIT, bufsize: int | None = None) -> list[Any]:
+    """The datagrams starting with `mark` that reach `handles` within `timeout`; reading
+    ends with the first of them (others at the port are read and set aside)."""
+    got = path.receiver.receive(handles, count=ENOUGH, timeout=timeout, until=mark,
+                                bufsize=bufsize)
+    return [d for d in got if d.head.startswith(mark)]
 
 
 def ip_packet(src: str, dst: str, protocol: int, body: bytes, *,
@@ -76,7 +99,8 @@ def fate(path: Any, receiver: Receiver, packets: list[bytes], *,
                                  [ip_packet(src, path.dst, receiver.protocol, body)])
     else:
         sentinel()
-    got = path.receiver.receive(receiver.handle, count=2, timeout=WAIT, until=SENTINEL)
+    # The datagram, if delivered, comes before the sentinel sent after it on the same path.
+    got = path.receiver.receive(receiver.handle, count=ENOUGH, timeout=WAIT, until=SENTINEL)
     if any(d.head.startswith(MARK) for d in got):
         return "delivered", got
     if not any(d.head.startswith(SENTINEL) for d in got):
@@ -90,7 +114,6 @@ def counter(counters: dict[str, int], family: int, name: str) -> int | None:
     """A UDP counter by its IPv4 name (InCsumErrors); the IPv6 twin is Udp6InCsumErrors."""
     key = f"Udp.{name}" if family == 4 else f"6.Udp6{name}"
     return counters.get(key)
-
 
 
 def transport_of(packet: bytes) -> bytes | None:
