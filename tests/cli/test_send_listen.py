@@ -1,8 +1,10 @@
 """`hdp send` to `hdp listen` on loopback: what the user sees on both sides.
 
-Protocol numbers here are used by no other test: 250 (dump), 251 (table), 146 (--count),
-145 (--plain), 142 (scoped address); 17 (--udp) is shared with the whole host, so those
-tests wait for their own token and then stop the listener with Ctrl-C.
+Each test has a protocol number of its own in this file: 250 (dump), 251 (table), 146
+(--count), 145 (--plain), 142 (scoped address), 17 (--udp). Nothing else on the host is
+kept off them (another run of these tests, say), so a listener may print other packets
+too: each test finds its own by the token in its payload or by its probe tag, then stops
+the listener with Ctrl-C, as a user would.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 
 import pytest
 
+from hdp import rawsock
 from tests.cli.helpers import (
     LISTENER_HEADER,
     Record,
@@ -35,6 +38,8 @@ HDP_HEADER = 12
 PROBE_TAG = 20
 UDP_HEADER = 8
 SLACK_NS = 5_000_000_000  # "within a few seconds of now"
+MANY = 1000  # a listener's --count: it is stopped with Ctrl-C once the test's packets are in
+LISTEN_WAIT = 10.0  # seconds for the test's packet to reach a raw socket of its own
 
 
 def _payload() -> tuple[str, bytes]:
@@ -52,6 +57,17 @@ def _one_sender_row(sent: Result, protocol: int) -> list[str]:
     assert len(rows) == 1, "expected one row for one probe" + sent.describe()
     assert rows[0][0] == str(protocol), sent.describe()
     return rows[0]
+
+
+def _stop_after(listener, *texts: str) -> Result:
+    """Wait until each of `texts` shows in the listener's output, then Ctrl-C it."""
+    for text in texts:
+        listener.wait_stdout(text)
+    listener.interrupt()
+    heard = listener.finish()
+    assert heard.returncode == 130, heard.describe()
+    assert "timed out" not in heard.stderr, heard.describe()
+    return heard
 
 
 def _only_record(stdout: str, token: str, listener: Result) -> Record:
@@ -81,10 +97,10 @@ def _ipv4_header_checksum(fields: dict[str, str]) -> int:
 
 def test_send_then_listen_dump_shows_every_field(listen, family, loopback):
     token, payload = _payload()
-    listener = listen(250, family=family, count=1)
+    listener = listen(250, family=family, count=MANY)
     before = time.time_ns()
     sent = run_hdp("send", loopback, "--protocol", 250, stdin=payload)
-    heard = listener.finish()
+    heard = _stop_after(listener, token)
     after = time.time_ns()
 
     assert sent.returncode == 0, sent.describe()
@@ -95,8 +111,6 @@ def test_send_then_listen_dump_shows_every_field(listen, family, loopback):
     assert reason == "-", sent.describe()
     _assert_recent_ns(int(time_us) * 1000, before, after, "the sender's time (µs)")
 
-    assert heard.returncode == 0, heard.describe()
-    assert "timed out" not in heard.stderr, heard.describe()
     record = _only_record(heard.stdout, token, heard)
     f = record.fields
     if family == 4:
@@ -128,18 +142,35 @@ def test_send_then_listen_dump_shows_every_field(listen, family, loopback):
     assert record.data == payload.decode(), record.text
 
 
+def _kernel_time_us(tap: rawsock.RawSocket, token: str) -> int:
+    """The kernel's receive time (µs) of the packet carrying `token`, as `tap` got it."""
+    deadline = time.monotonic() + LISTEN_WAIT
+    for received in rawsock.receive_until([tap], deadline):
+        if token.encode() in received.data and received.kernel_time_ns is not None:
+            return received.kernel_time_ns // 1000
+    pytest.fail(f"no packet carrying {token!r} reached a raw socket within {LISTEN_WAIT} s",
+                pytrace=False)
+
+
 def test_listen_table_has_one_row_per_packet(listen, family, loopback):
-    _, payload = _payload()
-    listener = listen(251, family=family, count=1, fmt="table")
-    before = time.time_ns()
-    sent = run_hdp("send", loopback, "--protocol", 251, stdin=payload)
-    heard = listener.finish()
+    token, payload = _payload()
+    listener = listen(251, family=family, count=MANY, fmt="table")
+    # A row shows no tag; a raw socket of our own sees the same packets and finds ours by
+    # its token. Both read the kernel's one receive stamp of it, the row's time column.
+    tap = rawsock.open_listener(family, 251)
+    assert isinstance(tap, rawsock.RawSocket), f"a second raw socket on 251: {tap}"
+    try:
+        before = time.time_ns()
+        sent = run_hdp("send", loopback, "--protocol", 251, stdin=payload)
+        stamp = _kernel_time_us(tap, token)
+    finally:
+        tap.close()
+    heard = _stop_after(listener, f"| 251 | {stamp} |")
     after = time.time_ns()
 
     assert sent.returncode == 0, sent.describe()
     byte_sum = _one_sender_row(sent, 251)[3]
-    assert heard.returncode == 0, heard.describe()
-    rows = table_rows(heard.stdout, LISTENER_HEADER)
+    rows = [row for row in table_rows(heard.stdout, LISTENER_HEADER) if row[1] == str(stamp)]
     assert len(rows) == 1, "one packet, one row" + heard.describe()
     protocol, time_us, source, count = rows[0]
     assert protocol == "251", heard.describe()
@@ -154,9 +185,10 @@ def test_listen_table_has_one_row_per_packet(listen, family, loopback):
 
 def test_count_sends_that_many_probes(listen, family, loopback):
     token, payload = _payload()
-    listener = listen(146, family=family, count=3)
+    listener = listen(146, family=family, count=MANY)
     sent = run_hdp("send", loopback, "--protocol", 146, "--count", 3, stdin=payload)
-    heard = listener.finish()
+    run = _run_carrying(listener, token)
+    heard = _stop_after(listener, *(f"run {run}, case 0, probe {n}, intact" for n in range(3)))
 
     assert sent.returncode == 0, sent.describe()
     rows = sender_rows(sent)
@@ -165,7 +197,6 @@ def test_count_sends_that_many_probes(listen, family, loopback):
     assert [(r[0], r[1], r[3], r[4]) for r in rows] == [("146", "yes", expected, "-")] * 3, \
         sent.describe()
 
-    assert heard.returncode == 0, heard.describe()
     records = records_with(heard.stdout, token)
     assert len(records) == 3, heard.describe()
     tags = [re.fullmatch(r"run ([0-9a-f]{8}), case 0, probe (\d+), intact",
@@ -176,16 +207,26 @@ def test_count_sends_that_many_probes(listen, family, loopback):
     assert all(r.data == payload.decode() for r in records), heard.describe()
 
 
+def _run_carrying(listener, token: str) -> str:
+    """The run id in the probe tag of the first packet whose payload carries `token`."""
+    listener.wait_stdout(token)
+    # A record is written at once, its Probe Tag line before its data: the last tag line
+    # before the token is that packet's own.
+    head = listener.stdout[:listener.stdout.index(token)]
+    runs = re.findall(r"^Probe Tag: run ([0-9a-f]{8}), ", head, re.M)
+    assert runs, "no probe tag before the token" + listener.describe()
+    return runs[-1]
+
+
 def test_plain_sends_without_the_probe_tag(listen, family, loopback):
     token, payload = _payload()
-    listener = listen(145, family=family, count=1)
+    listener = listen(145, family=family, count=MANY)
     sent = run_hdp("send", loopback, "--protocol", 145, "--plain", stdin=payload)
-    heard = listener.finish()
+    heard = _stop_after(listener, token)
 
     assert sent.returncode == 0, sent.describe()
     _, ok, _, byte_sum, reason = _one_sender_row(sent, 145)
     assert (ok, int(byte_sum), reason) == ("yes", HDP_HEADER + len(payload), "-"), sent.describe()
-    assert heard.returncode == 0, heard.describe()
     record = _only_record(heard.stdout, token, heard)
     assert not any(line.startswith("Probe Tag") for line in record.text.splitlines()), \
         record.text
@@ -208,15 +249,7 @@ def _udp_checksum(src: str, dst: str, datagram: bytes) -> int:
 
 def _udp_listen(listen, family: int):
     # Protocol 17 carries all the host's UDP: look for our token, then Ctrl-C the listener.
-    return listen(17, family=family, count=1000)
-
-
-def _stop_after(listener, token: str) -> Result:
-    listener.wait_stdout(token)
-    listener.interrupt()
-    heard = listener.finish()
-    assert heard.returncode == 130, heard.describe()
-    return heard
+    return listen(17, family=family, count=MANY)
 
 
 def test_udp_plain_checksum_is_valid_and_correct(listen, family, loopback):
@@ -286,10 +319,9 @@ def test_udp_tagged_checksum_verified_by_scapy(listen, family, loopback):
 def test_scoped_ipv6_loopback_is_delivered(listen):
     """`resolve()` accepts ADDRESS%ZONE, but the send then fails with "E-2 (Unknown error -2)"."""
     token, payload = _payload()
-    listener = listen(142, family=6, count=1)
+    listener = listen(142, family=6, count=MANY)
     sent = run_hdp("send", "::1%lo", "--protocol", 142, stdin=payload)
     _, ok, _, _, reason = _one_sender_row(sent, 142)
     assert (sent.returncode, ok, reason) == (0, "yes", "-"), sent.describe()
-    heard = listener.finish()
-    assert heard.returncode == 0, heard.describe()
+    heard = _stop_after(listener, token)
     assert _only_record(heard.stdout, token, heard).data == payload.decode()
