@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from ipaddress import ip_address
 
 import pytest
 
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.endpoint import Endpoint
+from hdp.flow import Flow
 from hdp.wire import udp
 from tests.conftest import RAW_FIX, RAW_V4, RAW_V6
 
@@ -68,10 +70,6 @@ def test_sysctl_reads_but_never_writes_outside_a_lab_namespace(endpoint):
 @linux_only
 def test_captured_packets_and_their_pcap(endpoint, tmp_path):
     from hdp.pcap import decode_pcap
-
-    from ipaddress import ip_address
-
-    from hdp.flow import Flow
 
     receiver = endpoint.open_udp(4, bind="127.0.0.3", port=0)
     sender = endpoint.open_udp(4, bind="127.0.0.1")

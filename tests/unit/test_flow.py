@@ -51,25 +51,27 @@ def test_only_the_flows_own_datagram_is_kept(flow: Flow) -> None:
     assert _kept(flow, mixed) == ours
 
 
-@pytest.mark.parametrize(("flow", "mtu"), [(FLOW4, 1500), (FLOW6, 1280)],
-                         ids=["ipv4", "ipv6"])
-def test_later_fragments_follow_their_first_and_others_stay_out(flow: Flow, mtu: int) -> None:
-    src, dst = str(flow.src), str(flow.dst)
-    ours = _datagram(src, dst, 40000, 5000, 3000, ident=11, mtu=mtu)
-    foreign = _datagram(src, dst, 40001, 5000, 3000, ident=12, mtu=mtu)
-    assert len(ours) == 3
-    wire = [foreign[1], ours[0], foreign[0], ours[1], foreign[2], ours[2]]
-    assert _kept(flow, wire) == ours
+# Wire orders as (datagram, fragment index): O ours, F a foreign datagram of the same
+# addresses and protocol, other ports and ID.
+ORDERS = {
+    "interleaved": [("F", 1), ("O", 0), ("F", 0), ("O", 1), ("F", 2), ("O", 2)],
+    # Our last fragment first; the foreign datagram's first never comes.
+    "later-first": [("O", 2), ("F", 2), ("O", 1), ("F", 1), ("O", 0)],
+}
 
 
+@pytest.mark.parametrize("order", ORDERS, ids=list(ORDERS))
 @pytest.mark.parametrize(("flow", "mtu"), [(FLOW4, 1500), (FLOW6, 1280)],
                          ids=["ipv4", "ipv6"])
-def test_later_fragments_before_their_first_keep_their_place(flow: Flow, mtu: int) -> None:
+def test_later_fragments_follow_their_first_in_wire_order(flow: Flow, mtu: int,
+                                                           order: str) -> None:
     src, dst = str(flow.src), str(flow.dst)
-    ours = _datagram(src, dst, 40000, 5000, 3000, ident=21, mtu=mtu)
-    foreign = _datagram(src, dst, 40001, 5000, 3000, ident=22, mtu=mtu)
-    wire = [ours[2], foreign[2], ours[1], foreign[1], ours[0]]  # last first; foreign's
-    assert _kept(flow, wire) == [ours[2], ours[1], ours[0]]  # first never comes
+    datagrams = {"O": _datagram(src, dst, 40000, 5000, 3000, ident=11, mtu=mtu),
+                 "F": _datagram(src, dst, 40001, 5000, 3000, ident=12, mtu=mtu)}
+    assert len(datagrams["O"]) == 3
+    wire = [datagrams[which][index] for which, index in ORDERS[order]]
+    assert _kept(flow, wire) == [datagrams["O"][index] for which, index in ORDERS[order]
+                                 if which == "O"]
 
 
 def test_identifications_the_test_chose_admit_its_own_packets_whatever_their_ports() -> None:
