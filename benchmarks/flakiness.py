@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,9 @@ def run_once(kind: Kind) -> dict[str, Any]:
         status, out = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as exc:
         status = -1
-        out = f"timed out after {RUN_LIMIT:g} s\n{exc.stdout or ''}"
+        partial = exc.stdout or b""  # bytes here, even with text=True
+        text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+        out = f"timed out after {RUN_LIMIT:g} s\n{text}"
     finally:
         sent = stop_noise(noise)
     failed = [name for _, name in FAILED.findall(out)]
@@ -133,6 +136,7 @@ def noise(bursts: int = NOISE_BURSTS, rate: float = NOISE_RATE,
     if isinstance(raw, rawsock.OsRefusal):
         sys.exit(f"noise: no header-included raw socket ({raw}): run as root")
     print("ready", flush=True)
+    target = IPv4Address(NOISE_TARGET)
     sent = 0
     started = time.monotonic()
     try:
@@ -153,7 +157,7 @@ def noise(bursts: int = NOISE_BURSTS, rate: float = NOISE_RATE,
             datagram = udp.encode(random.randint(1024, 65535), port,
                                   b"NOISE" + os.urandom(2000 + burst % 1500), NOISE_TARGET,
                                   NOISE_TARGET)
-            header = ipv4.IPv4Header(src=NOISE_TARGET, dst=NOISE_TARGET, protocol=17,
+            header = ipv4.IPv4Header(src=target, dst=target, protocol=17,
                                      identification=random.getrandbits(16))
             fragments = fragment_ipv4(header, datagram, 1500)
             if burst % 3 == 1:
