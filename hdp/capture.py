@@ -277,8 +277,8 @@ class Capture:
         except DecodeError as error:
             malformed = str(error)
         verdict = _KEEP if self._filter is None else self._filter.judge(data)
-        if verdict is not _KEEP and not (verdict.keep or verdict.hold or verdict.unattributed):
-            return None
+        if not (verdict.keep or verdict.hold or verdict.unattributed):
+            return None  # someone else's: not even counted
         kernel_ns = _timestamp(ancillary)
         return verdict, Captured(
             time_ns=time.time_ns() if kernel_ns is None else kernel_ns,
