@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections import defaultdict
 
-from hdp.lab import addresses
+from hdp.lab import addresses, loss
 from hdp.lab.errors import LabError
+from hdp.lab.loss import LossRate
 from hdp.lab.netns import add_namespace, in_namespace, run, sysctl
 from hdp.lab.routing import routes
 from hdp.lab.topology import LinkSpec, Topology
 
 BRIDGE = "br0"
 NETEM_MISSING = "Specified qdisc kind is unknown"
+NETEM_FIX = ("modprobe sch_netem; on Debian/Ubuntu it ships in "
+             "linux-modules-extra-$(uname -r)")
+LOSS_BY = ("auto", "netem", "nftables")  # how link loss is applied: see shape_links
 
 
 def host_namespace(token: str, host: str) -> str:
@@ -38,14 +43,16 @@ def planned_namespaces(topology: Topology, token: str) -> list[str]:
             + [switch_namespace(token, link.index) for link in topology.links if switched(link)])
 
 
-def build(topology: Topology, token: str) -> list[str]:
-    """Bring the whole topology up; returns notes on what could not be applied (netem)."""
+def build(topology: Topology, token: str, loss_by: str = "auto") -> list[str]:
+    """Bring the whole topology up; returns notes on how delay and loss were applied, or
+    why they were not."""
     create_namespaces(topology, token)
     create_links(topology, token)
     configure_interfaces(topology, token)
-    notes = shape_links(topology, token)
     add_routes(topology, token)
     load_rulesets(topology, token)
+    # After the rulesets: a topology's `flush ruleset` would take the loss rules with it.
+    notes = shape_links(topology, token, loss_by)
     wait_until_up(topology, token)
     return notes
 
@@ -118,27 +125,66 @@ def configure_interfaces(topology: Topology, token: str) -> None:
             run(["ip", "-n", namespace, "link", "set", device, *_mtu(link), "up"])
 
 
-def shape_links(topology: Topology, token: str) -> list[str]:
-    """netem delay/loss on each end's way out; a note instead where the kernel lacks it."""
+def shape_links(topology: Topology, token: str, loss_by: str = "auto") -> list[str]:
+    """Delay and loss on each lossy or slow link; a note on each saying how it was applied.
+
+    netem does both on each end's way out where the kernel has sch_netem (`loss_by`
+    "auto" or "netem"); loss falls back to nftables rules (loss.py) where it has not, or
+    always with `loss_by="nftables"`. Delay has no fallback: its note says it is missing.
+    """
+    if loss_by not in LOSS_BY:
+        raise LabError(f"loss by {loss_by!r}: give one of {', '.join(LOSS_BY)}")
     notes: list[str] = []
+    by_nftables: dict[str, list[tuple[str, LossRate]]] = defaultdict(list)
+    netem: bool | None = None  # whether this kernel has sch_netem, once a link has tried
     for link in topology.links:
+        rate = link.loss_rate
+        on_nftables = rate is not None and loss_by == "nftables"
         options = [*(["delay", link.delay] if link.delay else []),
-                   *(["loss", link.loss] if link.loss else [])]
-        if not options:
-            continue
-        for host in link.ends:
-            try:
-                run(["tc", "-n", host_namespace(token, host), "qdisc", "add", "dev",
-                     topology.interface(host, link.index), "root", "netem", *options])
-            except LabError as exc:
-                if NETEM_MISSING not in str(exc):
-                    raise
-                notes.append(f"link {link.index} ({'-'.join(link.ends)}): "
-                             f"{' '.join(options)} not applied: this kernel has no sch_netem "
-                             "(modprobe sch_netem; on Debian/Ubuntu it ships in "
-                             "linux-modules-extra-$(uname -r))")
-                break
+                   *(["loss", link.loss] if link.loss and not on_nftables else [])]
+        name = f"link {link.index} ({'-'.join(link.ends)})"
+        if options and netem is not False:
+            netem = all(_netem(token, topology, host, link, options) for host in link.ends)
+        if options and netem:
+            notes.append(f"{name}: {' '.join(options)} by netem on each end's way out")
+        elif options:
+            if loss_by == "netem":
+                raise LabError(f"lab {topology.name}: {name}: {' '.join(options)} needs "
+                               f"sch_netem, which this kernel lacks ({NETEM_FIX})")
+            if link.delay:
+                notes.append(f"{name}: delay {link.delay} not applied: this kernel has no "
+                             f"sch_netem ({NETEM_FIX})")
+            on_nftables = rate is not None
+        if rate is not None and on_nftables:
+            notes.append(_nftables_note(name, link.loss or "", rate, netem))
+            if rate.dropped:
+                for host in link.ends:
+                    by_nftables[host].append((topology.interface(host, link.index), rate))
+    for host, interfaces in by_nftables.items():
+        in_namespace(host_namespace(token, host), "nft", "-f", "-",
+                     input=loss.ruleset(interfaces))
     return notes
+
+
+def _netem(token: str, topology: Topology, host: str, link: LinkSpec,
+           options: list[str]) -> bool:
+    """netem on `host`'s end of `link`; False where the kernel has no sch_netem."""
+    try:
+        run(["tc", "-n", host_namespace(token, host), "qdisc", "add", "dev",
+             topology.interface(host, link.index), "root", "netem", *options])
+    except LabError as exc:
+        if NETEM_MISSING not in str(exc):
+            raise
+        return False
+    return True
+
+
+def _nftables_note(name: str, text: str, rate: LossRate, netem: bool | None) -> str:
+    why = "no sch_netem" if netem is False else "as asked"
+    if not rate.dropped:
+        return f"{name}: loss {text} by nftables ({why}): nothing to drop"
+    return (f"{name}: loss {text} by nftables ({why}): each end drops what arrives from the "
+            f"link when {rate.expression} (netdev ingress); ARP and neighbour discovery pass")
 
 
 def add_routes(topology: Topology, token: str) -> None:

@@ -34,6 +34,9 @@ def add_lab_parser(commands: Any) -> argparse.ArgumentParser:
                             description="Bring a topology up, print its namespaces and "
                                         "addresses, and keep it until hdp lab down.")
     up.add_argument("name", metavar="NAME", help="a topology name or a .yaml file")
+    up.add_argument("--loss-by", choices=("auto", "netem", "nftables"), default="auto",
+                    help="how links with loss: drop packets: netem where the kernel has "
+                    "sch_netem, else nftables rules (auto, the default), or either one")
     down = actions.add_parser(
         "down", help="take labs down",
         description="Remove a lab by token; by topology name, the labs of that topology "
@@ -61,7 +64,7 @@ def command_lab(args: Any, stdout: TextIO) -> int:
     if args.lab_command == "list":
         _list(stdout)
     elif args.lab_command == "up":
-        lab = start_lab(args.name, keep=True)
+        lab = start_lab(args.name, keep=True, loss_by=args.loss_by)
         describe(lab, stdout)
     elif args.lab_command == "python":
         from hdp.lab.vantage import exec_python
@@ -113,8 +116,10 @@ def describe(lab: Lab, stdout: TextIO) -> None:
         for interface, link, addresses in lab.interfaces(host):
             spec_link = topology.links[link - 1]
             peers = ", ".join(end for end in spec_link.ends if end != host)
-            mtu = f", mtu {spec_link.mtu}" if spec_link.mtu else ""
-            print(f"    {interface} {' '.join(addresses)} (link {link} to {peers}{mtu})",
+            shaped = "".join(f", {key} {value}" for key, value in (
+                ("mtu", spec_link.mtu), ("delay", spec_link.delay), ("loss", spec_link.loss))
+                if value is not None)
+            print(f"    {interface} {' '.join(addresses)} (link {link} to {peers}{shaped})",
                   file=stdout)
     extra = [name for name in lab.namespaces
              if name not in {lab.namespace(h) for h in topology.hosts}]

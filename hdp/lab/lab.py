@@ -8,8 +8,8 @@ import re
 import secrets
 from types import TracebackType
 
-from hdp.lab import addresses, netns, routing, state
-from hdp.lab.build import build, host_namespace, planned_namespaces
+from hdp.lab import addresses, loss, netns, routing, state
+from hdp.lab.build import LOSS_BY, build, host_namespace, planned_namespaces
 from hdp.lab.errors import LabError
 from hdp.lab.state import KEPT, LabState, running_labs
 from hdp.lab.topology import Topology, load_topology
@@ -32,11 +32,15 @@ def _new_token() -> str:
 class Lab:
     """A topology brought up under a token unique to this run; `with` takes it down."""
 
-    def __init__(self, topology: Topology, *, keep: bool = False) -> None:
+    def __init__(self, topology: Topology, *, keep: bool = False,
+                 loss_by: str = "auto") -> None:
+        if loss_by not in LOSS_BY:
+            raise LabError(f"loss by {loss_by!r}: give one of {', '.join(LOSS_BY)}")
         self.topology = topology
         self.token = _new_token()
         self.keep = keep  # owner 0: kept by the user, never reaped
-        self.notes: list[str] = []  # what could not be applied, and why (e.g. netem)
+        self.loss_by = loss_by  # auto: netem where the kernel has it, else nftables
+        self.notes: list[str] = []  # how delay and loss were applied, or why not
         self.is_up = False
         self._attached = False  # a handle from attach(): the owner takes it down
 
@@ -48,6 +52,7 @@ class Lab:
             raise LabError(f"invalid lab token {token!r}: expected 6 hex digits")
         lab = cls.__new__(cls)
         lab.topology, lab.token, lab.keep, lab.notes = topology, token, True, []
+        lab.loss_by = "auto"
         lab.is_up = True
         lab._attached = True
         return lab
@@ -121,6 +126,11 @@ class Lab:
         return netns.host_of_current_namespace(
             {self.namespace(host): host for host in self.topology.hosts})
 
+    def loss_drops(self, host: str) -> dict[str, int]:
+        """Packets the nftables loss rules on `host`'s links have dropped, per interface;
+        {} where no link of `host` loses by nftables (netem counts in `tc -s qdisc`)."""
+        return loss.dropped(self.namespace(host))
+
     def interfaces(self, host: str) -> list[tuple[str, int, list[str]]]:
         """(interface, link, addresses with prefix) for each of `host`'s links."""
         families = (4, 6) if self.topology.ipv6 else (4,)
@@ -140,7 +150,7 @@ class Lab:
         # Recorded before the first namespace exists: a killed owner leaves a stale record.
         state.write_state(self.token, self.topology.name, os.getpid(), self.namespaces)
         try:
-            self.notes = build(self.topology, self.token)
+            self.notes = build(self.topology, self.token, self.loss_by)
             if self.keep:
                 state.write_state(self.token, self.topology.name, KEPT, self.namespaces)
         except BaseException:
@@ -189,13 +199,17 @@ def reap_stale() -> list[str]:
     return removed
 
 
-def start_lab(name_or_topology: str | Topology, *, keep: bool = False) -> Lab:
+def start_lab(name_or_topology: str | Topology, *, keep: bool = False,
+              loss_by: str = "auto") -> Lab:
     """Load the topology (name, path or value), reap stale labs, then bring it up: a bad
-    topology file fails before anything on the host is touched."""
+    topology file fails before anything on the host is touched. `loss_by`: how links
+    lose packets, "auto" (netem where the kernel has it, else nftables), "netem" or
+    "nftables"."""
     topology = (load_topology(name_or_topology) if isinstance(name_or_topology, str)
                 else name_or_topology)
+    lab = Lab(topology, keep=keep, loss_by=loss_by)
     reap_stale()
-    return Lab(topology, keep=keep).up()
+    return lab.up()
 
 
 def stop_lab(token_or_name: str, *, everyone: bool = False) -> list[str]:

@@ -13,6 +13,7 @@ from hdp import safe_yaml
 from hdp.describe import kind_of, short
 from hdp.lab.addresses import MAX_ENDS, MAX_LINKS
 from hdp.lab.errors import LabError
+from hdp.lab.loss import LossRate, parse_loss
 from hdp.resources import lab_folders
 
 ROLES = ("client", "router", "server", "host")
@@ -20,7 +21,6 @@ IPV6_MIN_MTU = 1280
 _HOST_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _RESERVED = re.compile(r"lan[0-9]+")  # the namespaces of links with more than two ends
 _DELAY = re.compile(r"[0-9]+(\.[0-9]+)?(us|ms|s)")
-_LOSS = re.compile(r"[0-9]+(\.[0-9]+)?%")
 _TOP_KEYS = {"lab", "description", "hosts", "links", "nftables", "ipv6"}
 _LINK_KEYS = {"ends", "mtu", "delay", "loss"}
 # `table ip|ip6|inet NAME {`, and a masquerade / snat statement with the oifname it names.
@@ -42,7 +42,11 @@ class LinkSpec:
     ends: tuple[str, ...]
     mtu: int | None = None
     delay: str | None = None  # netem, each direction, e.g. "5ms"
-    loss: str | None = None  # netem, each direction, e.g. "1%"
+    loss: str | None = None  # each direction, e.g. "1%": netem, or nftables (loss.py)
+
+    @property
+    def loss_rate(self) -> LossRate | None:
+        return None if self.loss is None else parse_loss(self.loss)
 
 
 @dataclass(frozen=True)
@@ -306,10 +310,13 @@ def _link(number: int, item: Any, hosts: dict[str, HostSpec], ipv6: bool,
                                   nodes.get("mtu"))
     delay = _netem(item.get("delay"), _DELAY, f"{where}: bad delay", "e.g. 5ms, 200us, 1s",
                    nodes.get("delay"))
-    loss = _netem(item.get("loss"), _LOSS, f"{where}: bad loss", "e.g. 0%, 1.5%",
-                  nodes.get("loss"))
-    if loss is not None and float(loss[:-1]) > 100:
-        raise TopologyProblem(f"{where}: bad loss {loss!r}: give 0% to 100%", nodes.get("loss"))
+    loss = item.get("loss")
+    if loss is not None:
+        try:
+            parse_loss(loss if isinstance(loss, str) else "")
+        except ValueError as exc:
+            raise TopologyProblem(f"{where}: bad loss {_show(loss)}: {exc}",
+                                  nodes.get("loss")) from None
     return LinkSpec(number, ends, mtu, delay, loss)
 
 

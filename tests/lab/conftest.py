@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.lab import Lab, start_lab
 from hdp.lab.topology import Topology
 
@@ -65,6 +66,21 @@ def lab() -> Iterator[Callable[[str | Topology], Lab]]:
         each.down()
 
 
+@pytest.fixture
+def agents() -> Iterator[Callable[[Lab, str], AgentClient]]:
+    """Agents inside lab hosts, closed however the test ends."""
+    started: list[AgentClient] = []
+
+    def start(lab: Lab, host: str) -> AgentClient:
+        agent = AgentClient.start(AgentSpec.parse(lab.agent(host)))
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.close()
+
+
 def in_namespace(namespace: str, *args: object, timeout: float = TIMEOUT
                  ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", "netns", "exec", namespace, *map(str, args)],
@@ -100,6 +116,40 @@ def udp_exchange(lab: Lab, sender: str, receiver: str, family: int, size: int = 
     assert listener.returncode == 0, err
     result: dict[str, object] = json.loads(out)
     return result
+
+
+def udp_count(lab: Lab, sender: str, receiver: str, family: int, total: int,
+              rate: float) -> dict[str, int]:
+    """`total` numbered UDP datagrams from `sender` to `receiver`'s address toward it,
+    paced at `rate` a second: how many were sent, and how many distinct ones arrived."""
+    address = lab.address(receiver, family, toward=sender)
+    port, tag = 40000 + os.getpid() % 20000, int.from_bytes(os.urandom(4), "big") | 1
+    counter = subprocess.Popen(
+        ["ip", "netns", "exec", lab.namespace(receiver), sys.executable, NETPROBE, "count",
+         address, str(port), str(tag), "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert counter.stdout is not None
+        ready = counter.stdout.readline()
+        assert ready.strip() == "ready", counter.stderr.read() if counter.stderr else ready
+        burst = in_namespace(lab.namespace(sender), sys.executable, NETPROBE, "burst",
+                             address, port, tag, total, rate)
+        assert burst.returncode == 0, burst.stderr
+        out, err = counter.communicate(timeout=TIMEOUT)
+    finally:
+        if counter.poll() is None:
+            counter.kill()
+            counter.wait()
+    assert counter.returncode == 0, err
+    counted = json.loads(out)
+    # Our own machinery must not be what lost a datagram: the end mark arrived and the
+    # receiving socket's queue never overflowed.
+    assert counted["ended"], "no end mark arrived: the receiver gave up after 5 s"
+    assert counted["kernel_drops"] == 0, counted
+    sent = json.loads(burst.stdout)
+    assert sent["errors"] == 0, sent
+    return {"sent": sent["sent"], "received": counted["received"],
+            "duplicates": counted["duplicates"]}
 
 
 def raw_probe(lab: Lab, sender: str, receiver: str, family: int, protocol: int,

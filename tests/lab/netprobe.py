@@ -4,6 +4,12 @@
     send ADDR PORT SIZE [nodf]    UDP datagrams of SIZE bytes (3, 50 ms apart)
     raw ADDR PROTO TIMEOUT [sum]  one raw packet of PROTO; prints JSON of the ICMP error
                                   that comes back; `sum` makes its payload checksum valid
+    count ADDR PORT TAG TIMEOUT   numbered UDP datagrams of TAG until TAG's end mark:
+                                  prints "ready", then JSON of how many distinct numbers
+                                  arrived and the receive-queue drops the kernel counted
+    burst ADDR PORT TAG N PPS     N numbered datagrams of TAG paced at PPS a second, then
+                                  FENCES end marks FENCE_GAP apart (a lossy link may take
+                                  some; one is enough)
 
 Standard library only, so it runs with any python inside any namespace; it sends only to
 the address it is given, which the tests take from the lab's address plan.
@@ -21,6 +27,11 @@ import time
 IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
 IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT = 10, 0
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+END = 0xFFFFFFFF  # the number of an end mark
+FENCES, FENCE_GAP = 20, 0.002
+PACE = 64  # datagrams sent back to back between two looks at the clock
 
 
 def family_of(address: str) -> socket.AddressFamily:
@@ -57,6 +68,64 @@ def send(address: str, port: int, size: int, df: bool) -> dict[str, object]:
             sock.sendto(b"h" * size, (address, port))
             time.sleep(0.05)
     return {"sent": size}
+
+
+def count(address: str, port: int, tag: int, timeout: float) -> dict[str, object]:
+    """Numbered datagrams of `tag` until its end mark (or `timeout` s without one); the
+    count of distinct numbers, duplicates, and the kernel's receive-queue drops."""
+    family = family_of(address)
+    seen: set[int] = set()
+    duplicates = drops = 0
+    ended = False
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        sock.bind((address, port))
+        sock.settimeout(timeout)
+        print("ready", flush=True)
+        while True:
+            try:
+                data, ancillary, _, _ = sock.recvmsg(64, 64)
+            except (TimeoutError, BlockingIOError):
+                break
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL:
+                    drops = int.from_bytes(value[:4], sys.byteorder)
+            if len(data) < 8 or int.from_bytes(data[:4], "big") != tag:
+                continue  # not this run's
+            number = int.from_bytes(data[4:8], "big")
+            if number == END:
+                if not ended:  # what is still queued behind the mark is counted too
+                    ended = True
+                    sock.setblocking(False)
+            elif number in seen:
+                duplicates += 1
+            else:
+                seen.add(number)
+    return {"received": len(seen), "duplicates": duplicates, "kernel_drops": drops,
+            "ended": ended}
+
+
+def burst(address: str, port: int, tag: int, total: int, rate: float) -> dict[str, object]:
+    """`total` numbered datagrams of `tag`, paced at `rate` a second, then end marks."""
+    family = family_of(address)
+    errors = 0
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        start = time.monotonic()
+        for number in range(total):
+            if number % PACE == 0:
+                ahead = start + number / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            try:
+                sock.sendto(struct.pack("!II", tag, number) + b"\0" * 24, (address, port))
+            except OSError:
+                errors += 1
+        for _ in range(FENCES):
+            time.sleep(FENCE_GAP)
+            sock.sendto(struct.pack("!II", tag, END), (address, port))
+        seconds = time.monotonic() - start
+    return {"sent": total - errors, "errors": errors, "seconds": round(seconds, 3)}
 
 
 def checksum(data: bytes) -> int:
@@ -108,6 +177,10 @@ def main(argv: list[str]) -> None:
     command, address, *rest = argv
     if command == "listen":
         result = listen(address, int(rest[0]), float(rest[1]))
+    elif command == "count":
+        result = count(address, int(rest[0]), int(rest[1]), float(rest[2]))
+    elif command == "burst":
+        result = burst(address, int(rest[0]), int(rest[1]), int(rest[2]), float(rest[3]))
     elif command == "send":
         result = send(address, int(rest[0]), int(rest[1]), df="nodf" not in rest)
     else:

@@ -68,6 +68,25 @@ def test_up_keeps_the_lab_until_down_by_token() -> None:
 
 
 @requires_lab
+def test_up_says_how_each_lossy_link_loses_packets() -> None:
+    text = hdp_lab("up", "lossy", "--loss-by", "nftables")
+    token = re.search(r"token ([0-9a-f]{6})", text)
+    assert token, text
+    try:
+        assert "eth1 198.18.2.1/24 fd68:6470:0:2::1/64 (link 2 to server, loss 5%)" in text
+        assert ("note: link 2 (router-server): loss 5% by nftables (as asked): each end drops "
+                "what arrives from the link when numgen random mod 100 < 5") in text
+    finally:
+        stop_lab(token[1])
+
+
+def test_up_refuses_an_unknown_way_to_lose_packets(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        hdp_lab("up", "lossy", "--loss-by", "magic")
+    assert "invalid choice: 'magic'" in capsys.readouterr().err
+
+
+@requires_lab
 def test_down_by_name_removes_the_kept_labs_of_that_topology() -> None:
     text = hdp_lab("up", "nat")
     token = re.search(r"token ([0-9a-f]{6})", text)

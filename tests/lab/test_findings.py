@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
 
 import pytest
 
-from hdp.agent.launch import AgentClient, AgentSpec
+from hdp.agent.launch import AgentClient
 from hdp.case import Case
 from hdp.engine import Engine
 from hdp.lab import Lab
@@ -16,21 +15,6 @@ from tests.lab.conftest import requires_lab
 
 pytestmark = [requires_lab, pytest.mark.skipif(not sys.platform.startswith("linux"),
                                                reason="asserts what Linux routers do")]
-
-
-@pytest.fixture
-def agents() -> Iterator[Callable[[Lab, str], AgentClient]]:
-    """Agents inside lab hosts, closed however the test ends."""
-    started: list[AgentClient] = []
-
-    def start(lab: Lab, host: str) -> AgentClient:
-        agent = AgentClient.start(AgentSpec.parse(lab.agent(host)))
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.close()
 
 
 def _probe(lab: Lab, sender: AgentClient, listener: AgentClient, case: Case,

@@ -27,8 +27,8 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 
 
 def test_the_built_ins_are_there_and_load() -> None:
-    assert {"direct", "routed", "nat", "firewall-drop", "firewall-reject", "mtu-1280",
-            "mtu-576"} <= set(BUILT_IN)
+    assert {"direct", "routed", "nat", "firewall-drop", "firewall-reject",
+            "lossy", "mtu-1280", "mtu-576"} <= set(BUILT_IN)
     assert set(BUILT_IN) <= set(topology_names())
     for name in BUILT_IN:
         topology = load_topology(name)
@@ -111,6 +111,13 @@ links: [{ends: [a, b]}, {ends: [b, c]}]
      "below IPv6's minimum of 1280: raise it or set ipv6: false"),
     ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], delay: fast}]\n", "link 1: bad delay"),
     ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], loss: 101%}]\n", "bad loss"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], loss: 100%}]\n",
+     "bad loss '100%': give 0% up to, not including, 100%"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], loss: 0.00001%}]\n",
+     "bad loss '0.00001%': give at most 4 decimal places"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], loss: 5}]\n",
+     "bad loss 5: give a percentage, e.g. 0%, 5%, 0.5%"),
+    ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, b], loss: -1%}]\n", "bad loss '-1%'"),
     ("hosts: {a: {}, b: {}}\nlinks: [{ends: [a, a]}]\n", "2 to 254 different hosts"),
     ("hosts: {a: {}, b: {}, c: {}}\nlinks: [{ends: [a, b]}]\n", "host c is on no link"),
     ("hosts: {a: {role: boss}, b: {}}\nlinks: [{ends: [a, b]}]\n", "role 'boss'"),
@@ -195,6 +202,8 @@ def test_a_lab_knows_its_addresses_before_it_is_up() -> None:
     pytest.param("hosts:\n  a: {role: client}\n  b: {}\n  a: {role: router}\n"
                  "links:\n  - ends: [a, b]\n", "'a' appears twice in one mapping (first at line 2)",
                  4, id="duplicate-host"),
+    pytest.param("hosts: {a: {}, b: {}}\nlinks:\n  - ends: [a, b]\n  - ends: [b, a]\n"
+                 "    loss: 100%\n", "link 2: bad loss '100%': give 0% up to", 5, id="loss-100"),
     pytest.param("hosts:\n  client: {role: client}\n  router: {}\nlinks:\n"
                  "  - ends: [client, router]\n  - ends: [[client], router]\n",
                  "link 2: ends lists ['client'] (a list): give host names", 6, id="nested-ends"),
