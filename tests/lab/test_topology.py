@@ -27,7 +27,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 
 
 def test_the_built_ins_are_there_and_load() -> None:
-    assert {"direct", "routed", "nat", "firewall-drop", "firewall-reject",
+    assert {"direct", "routed", "nat", "firewall-drop", "firewall-reject", "first-packet",
             "lossy", "mtu-1280", "mtu-576"} <= set(BUILT_IN)
     assert set(BUILT_IN) <= set(topology_names())
     for name in BUILT_IN:

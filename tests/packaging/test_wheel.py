@@ -24,7 +24,7 @@ from tests.conftest import RAW_FIX, RAW_V4, RAW_V6
 from tests.lab.conftest import lab_namespaces, requires_lab
 
 ROOT = Path(__file__).resolve().parents[2]
-LABS = ("direct", "firewall-drop", "firewall-reject", "lossy", "mtu-1280",
+LABS = ("direct", "firewall-drop", "firewall-reject", "first-packet", "lossy", "mtu-1280",
         "mtu-576", "nat", "routed")
 # What a wheel is built from: the checkout less its caches, venv and earlier builds.
 NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", ".tools", "build", "dist", "*.egg-info",
