@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_shipped_folder_is_the_conformance_package() -> None:
     shipped = resources.shipped()
     assert shipped is not None and (shipped / "__init__.py").is_file()
-    assert len(list((shipped / "labs").glob("*.yaml"))) == 7
+    assert len(list((shipped / "labs").glob("*.yaml"))) == 9
     assert (shipped / "profiles" / "linux.yaml").is_file()
     assert (shipped / "profiles" / "udp" / "linux.yaml").is_file()
 
