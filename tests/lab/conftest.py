@@ -93,20 +93,18 @@ def ip_json(namespace: str, *args: str) -> list[dict[str, Any]]:
     return list(json.loads(done.stdout or "[]"))
 
 
-def udp_exchange(lab: Lab, sender: str, receiver: str, family: int, size: int = 32,
-                 df: bool = True) -> dict[str, object]:
-    """One UDP datagram from `sender` to `receiver`'s address toward it, as received."""
-    address = lab.address(receiver, family, toward=sender)
-    port = 40000 + os.getpid() % 20000
+def _exchange(lab: Lab, receiver: str, listen: list[object], sender: str,
+              send: list[object]) -> tuple[Any, subprocess.CompletedProcess[str]]:
+    """netprobe `listen` in `receiver`'s namespace until it is ready, then netprobe `send`
+    in `sender`'s: the listener's JSON and the finished sender."""
     listener = subprocess.Popen(
-        ["ip", "netns", "exec", lab.namespace(receiver), sys.executable, NETPROBE, "listen",
-         address, str(port), "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ["ip", "netns", "exec", lab.namespace(receiver), sys.executable, NETPROBE,
+         *map(str, listen)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert listener.stdout is not None
         ready = listener.stdout.readline()
         assert ready.strip() == "ready", listener.stderr.read() if listener.stderr else ready
-        sent = in_namespace(lab.namespace(sender), sys.executable, NETPROBE, "send", address,
-                            port, size, *([] if df else ["nodf"]))
+        sent = in_namespace(lab.namespace(sender), sys.executable, NETPROBE, *send)
         assert sent.returncode == 0, sent.stderr
         out, err = listener.communicate(timeout=TIMEOUT)
     finally:
@@ -114,8 +112,17 @@ def udp_exchange(lab: Lab, sender: str, receiver: str, family: int, size: int = 
             listener.kill()
             listener.wait()
     assert listener.returncode == 0, err
-    result: dict[str, object] = json.loads(out)
-    return result
+    return json.loads(out), sent
+
+
+def udp_exchange(lab: Lab, sender: str, receiver: str, family: int, size: int = 32,
+                 df: bool = True) -> dict[str, object]:
+    """One UDP datagram from `sender` to `receiver`'s address toward it, as received."""
+    address = lab.address(receiver, family, toward=sender)
+    port = 40000 + os.getpid() % 20000
+    result, _ = _exchange(lab, receiver, ["listen", address, port, 5], sender,
+                          ["send", address, port, size, *([] if df else ["nodf"])])
+    return dict(result)
 
 
 def udp_count(lab: Lab, sender: str, receiver: str, family: int, total: int,
@@ -124,24 +131,8 @@ def udp_count(lab: Lab, sender: str, receiver: str, family: int, total: int,
     paced at `rate` a second: how many were sent, and how many distinct ones arrived."""
     address = lab.address(receiver, family, toward=sender)
     port, tag = 40000 + os.getpid() % 20000, int.from_bytes(os.urandom(4), "big") | 1
-    counter = subprocess.Popen(
-        ["ip", "netns", "exec", lab.namespace(receiver), sys.executable, NETPROBE, "count",
-         address, str(port), str(tag), "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert counter.stdout is not None
-        ready = counter.stdout.readline()
-        assert ready.strip() == "ready", counter.stderr.read() if counter.stderr else ready
-        burst = in_namespace(lab.namespace(sender), sys.executable, NETPROBE, "burst",
-                             address, port, tag, total, rate)
-        assert burst.returncode == 0, burst.stderr
-        out, err = counter.communicate(timeout=TIMEOUT)
-    finally:
-        if counter.poll() is None:
-            counter.kill()
-            counter.wait()
-    assert counter.returncode == 0, err
-    counted = json.loads(out)
+    counted, burst = _exchange(lab, receiver, ["count", address, port, tag, 5], sender,
+                               ["burst", address, port, tag, total, rate])
     # Our own machinery must not be what lost a datagram: the end mark arrived and the
     # receiving socket's queue never overflowed.
     assert counted["ended"], "no end mark arrived: the receiver gave up after 5 s"
