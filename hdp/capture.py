@@ -48,6 +48,7 @@ PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS has the same value
 
 DEFAULT_MAX_PACKETS = 10_000
+DEFAULT_MAX_BYTES = 64 << 20
 PACKET_TYPES = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost", 4: "outgoing",
                 5: "loopback", 6: "user", 7: "kernel"}
 PRIVILEGE_FIX = "packet capture needs CAP_NET_RAW: run as root or grant CAP_NET_RAW"
@@ -142,18 +143,23 @@ def pcap_records(packets: Iterable[Captured]) -> list[pcap.PcapRecord]:
 
 
 class Capture:
-    """An AF_PACKET socket and the packets read from it so far (at most `max_packets`)."""
+    """An AF_PACKET socket and the packets read from it so far (at most `max_packets`,
+    and at most `max_bytes` of packet data)."""
 
     def __init__(self, sock: socket.socket, *, protocol: int | None, hosts: tuple[Host, ...],
-                 incoming_only: bool, max_packets: int, flow: Flow | None = None) -> None:
+                 incoming_only: bool, max_packets: int, flow: Flow | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.sock = sock
         self.protocol = protocol
         self.hosts = hosts
         self.incoming_only = incoming_only
         self.max_packets = max_packets
+        self.max_bytes = max_bytes
         self.flow = flow
         self._filter = None if flow is None else FlowFilter(flow)
-        self._kept: Sieve[Captured] = Sieve(max_packets)
+        # Bytes bound memory too: held fragments count, so a flood of them cannot grow it.
+        self._kept: Sieve[Captured] = Sieve(max_packets, max_weight=max_bytes,
+                                            weight=_size)
         self._kernel_drops = 0
         self._buffer = bytearray(pcap.SNAPLEN)
         self._indexes: dict[str, int] = {}
@@ -162,7 +168,8 @@ class Capture:
     def open(cls, *, interface: str | None = None, protocol: int | None = None,
              hosts: tuple[str, ...] = (), incoming_only: bool = True,
              max_packets: int = DEFAULT_MAX_PACKETS,
-             flow: Flow | None = None) -> Capture | OsRefusal:
+             flow: Flow | None = None,
+             max_bytes: int = DEFAULT_MAX_BYTES) -> Capture | OsRefusal:
         """Start capturing on `interface` (all when None); a refusal is data, not an error.
 
         `flow` narrows the capture to one exchange (see hdp.flow). Raises ValueError for a
@@ -189,7 +196,7 @@ class Capture:
             sock.close()
             return _refusal(exc, interface)
         return cls(sock, protocol=protocol, hosts=wanted, incoming_only=incoming_only,
-                   max_packets=max_packets, flow=flow)
+                   max_packets=max_packets, flow=flow, max_bytes=max_bytes)
 
     @property
     def packets(self) -> list[Captured]:
@@ -198,7 +205,7 @@ class Capture:
 
     @property
     def dropped(self) -> int:
-        """Matching packets read after `max_packets` were kept."""
+        """Matching packets read after `max_packets` or `max_bytes` were reached."""
         return self._kept.dropped
 
     @property
@@ -324,6 +331,10 @@ def _configure(sock: socket.socket, interface: str | None, incoming_only: bool) 
     if interface:
         sock.bind((interface, ETH_P_ALL))
     sock.setblocking(False)
+
+
+def _size(packet: Captured) -> int:
+    return len(packet.data)
 
 
 def _timestamp(ancillary: list[tuple[int, int, bytes]]) -> int | None:

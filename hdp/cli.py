@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hdp.lab.cli import add_lab_parser  # argparse only; hdp.lab loads lazily
 
     add_lab_parser(commands)
+    from hdp.agent.cli import add_agent_parser
+
+    add_agent_parser(commands)
     return parser
 
 
@@ -197,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from hdp.lab.cli import command_lab
 
             return command_lab(args, sys.stdout)
+        if args.command == "agent":
+            from hdp.agent.cli import command_agent
+
+            return command_agent(args, sys.stdout)
         if args.command == "report" and args.files and args.files[0] == "merge":
             from hdp import merge
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdp.agent import messages
 from hdp.agent.launch import AgentClient, AgentError
 from hdp.flow import Flow
 
@@ -65,9 +66,11 @@ class Endpoint:
         self.name = name  # e.g. "routed/server" or "127.0.0.1"
         self.aside: list[dict[str, Any]] = []
 
-    def call(self, op: str, *, answer_within: float = 15.0, **fields: Any) -> dict[str, Any]:
+    def call(self, request: messages.Request, *,
+             answer_within: float = 15.0) -> dict[str, Any]:
         """Send one request and return its answer; an error answer is an AgentError."""
-        ident = self.agent.request(op, **fields)
+        op = request.OP
+        ident = self.agent.request(request)
         event = self.agent.next_event(lambda e: e.get("id") == ident, answer_within,
                                       self.aside)
         del self.aside[:-1000]  # bounded: only the latest matter to anyone
@@ -84,38 +87,36 @@ class Endpoint:
                  port: int = 0, **options: Any) -> Opened:
         """A UDP (17) or UDP-Lite (136) socket; options: reuseaddr, v6only, connect=(host,
         port), rcvbuf, sndbuf, pmtudisc (do/dont/want), send_cscov, recv_cscov."""
-        answer = self.call("udp-open", family=family, protocol=protocol, bind=bind, port=port,
-                           **{k: v for k, v in options.items() if v is not None})
+        connect = options.pop("connect", None)
+        answer = self.call(messages.UdpOpen(
+            family=family, protocol=protocol, bind=bind, port=port,  # type: ignore[arg-type]
+            connect=None if connect is None else messages.Peer(*connect),
+            **{k: v for k, v in options.items() if v is not None}))
         return Opened(bool(answer["ok"]), answer.get("handle"), answer.get("address"),
                       answer.get("port"), answer.get("errno"), answer.get("stage"))
 
     def send(self, handle: int, size: int = 0, *, dst: str | None = None,
              port: int | None = None, data: bytes | None = None) -> dict[str, Any]:
-        fields: dict[str, Any] = {"handle": handle, "size": size}
-        if dst is not None:
-            fields.update(dst=dst, port=port)
-        if data is not None:
-            fields["data"] = data.hex()
-        return self.call("udp-send", **fields)
+        return self.call(messages.UdpSend(handle=handle, size=size, dst=dst,
+                                          port=None if dst is None else port,
+                                          data=None if data is None else data.hex()))
 
     def receive(self, handles: int | list[int], *, count: int = 1, timeout: float = 1.0,
                 bufsize: int | None = None, until: bytes | None = None) -> list[Datagram]:
         """Up to `count` datagrams within `timeout` (bounded by the agent at 10 s), ending
         early with one that starts with `until`."""
-        fields: dict[str, Any] = {"handles": [handles] if isinstance(handles, int)
-                                  else list(handles), "count": count, "timeout": timeout}
-        if bufsize is not None:
-            fields["bufsize"] = bufsize
-        if until is not None:
-            fields["until"] = until.hex()
-        answer = self.call("udp-recv", answer_within=timeout + 15, **fields)
+        request = messages.UdpRecv(
+            handles=(handles,) if isinstance(handles, int) else tuple(handles), count=count,
+            timeout=timeout, bufsize=messages.MAX_DATAGRAM if bufsize is None else bufsize,
+            until=None if until is None else until.hex())
+        answer = self.call(request, answer_within=timeout + 15)
         return [Datagram(d["handle"], d["length"], d["truncated"], d["src"], d["port"],
                          d["digest"], bytes.fromhex(d["head"]))
                 for d in answer["datagrams"] if "error" not in d]
 
     def path_mtu(self, handle: int) -> int | None:
         """A connected socket's path MTU; Unavailable where the OS cannot tell it."""
-        answer = self.call("udp-info", handle=handle)
+        answer = self.call(messages.UdpInfo(handle=handle))
         if answer.get("mtu") is None and answer.get("unavailable"):
             raise Unavailable(f"agent {self.agent.spec}: {answer['unavailable']}")
         return answer.get("mtu")
@@ -123,14 +124,14 @@ class Endpoint:
     def close(self, *handles: int | None) -> None:
         wanted = [h for h in handles if h is not None]
         if wanted:
-            self.call("udp-close", handles=wanted)
+            self.call(messages.UdpClose(handles=tuple(wanted)))
 
     # -- packets, counters, settings -------------------------------------------------------
 
     def send_packets(self, family: int, dst: str, packets: list[bytes]) -> list[dict[str, Any]]:
         """Send whole IP packets exactly as built (header included), in order."""
-        answer = self.call("raw-send", family=family, dst=dst,
-                           packets=[p.hex() for p in packets])
+        answer = self.call(messages.RawSend(family=family, dst=dst,  # type: ignore[arg-type]
+                                            packets=tuple(p.hex() for p in packets)))
         results = list(answer["results"])
         if results and all(r.get("errno") == "ENOPROTOOPT" for r in results):
             # The raw socket itself was refused: this OS cannot send whole packets.
@@ -149,11 +150,9 @@ class Endpoint:
         Give the flow of the sockets the test opened: without one, every packet of
         `protocol` to or from `hosts` is kept, whoever sent it.
         """
-        fields: dict[str, Any] = {"protocol": protocol, "hosts": list(hosts),
-                                  "interface": interface, "incoming_only": incoming_only}
-        if flow is not None:
-            fields["flow"] = flow.to_request()
-        answer = self.call("capture-start", **fields)
+        answer = self.call(messages.CaptureStart(flow=flow, interface=interface,
+                                                 protocol=protocol, hosts=tuple(hosts),
+                                                 incoming_only=incoming_only))
         if not answer.get("ok"):
             kind = Unavailable if answer.get("errno") == "EAFNOSUPPORT" else AgentError
             reason = answer.get("reason") or "captures need Linux AF_PACKET and CAP_NET_RAW"
@@ -163,8 +162,8 @@ class Endpoint:
         try:
             yield result
         finally:
-            stopped = self.call("capture-stop", answer_within=wait + 15,
-                                handle=answer["handle"], wait=wait, count=count)
+            stopped = self.call(messages.CaptureStop(handle=answer["handle"], wait=wait,
+                                                     count=count), answer_within=wait + 15)
             result.packets = [(p["time_ns"], bytes.fromhex(p["data"]))
                               for p in stopped["packets"]]
             result.directions = [str(p.get("direction")) for p in stopped["packets"]]
@@ -172,13 +171,14 @@ class Endpoint:
             result.unattributed = int(stopped.get("unattributed", 0))
 
     def counters(self) -> dict[str, int]:
-        return dict(self.call("counters")["counters"])
+        return dict(self.call(messages.Counters())["counters"])
 
     def sysctl(self, name: str, value: str | int | None = None) -> dict[str, Any]:
-        return self.call("sysctl", name=name, value=None if value is None else str(value))
+        return self.call(messages.Sysctl(name=name,
+                                         value=None if value is None else str(value)))
 
     def source_for(self, dst: str, family: int) -> str:
-        answer = self.call("source", dst=dst, family=family)
+        answer = self.call(messages.Source(dst=dst, family=family))  # type: ignore[arg-type]
         if answer.get("address") is None:
             raise AgentError(f"agent {self.agent.spec}: no route to {dst} "
                              f"({answer.get('errno')})")

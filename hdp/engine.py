@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdp.address import is_loopback
+from hdp.agent import messages
 from hdp.agent.launch import AgentClient, AgentError, Event
 from hdp.case import Case, Delivery, IcmpReport, Observation
 
@@ -139,13 +140,14 @@ class Engine:
             state.header_included = state.listener is None and 0 <= case.protocol <= 255
         acks: dict[int, tuple[AgentClient, int]] = {}
         for (agent, family), protocols in wanted.items():
-            ident = agent.request("listen", family=family, protocols=sorted(protocols),
-                                  runs=[run_id])
+            ident = agent.request(messages.Listen(family=family,  # type: ignore[arg-type]
+                                                  protocols=tuple(sorted(protocols)),
+                                                  runs=(run_id,)))
             acks[ident] = (agent, family)
         if icmp:
             for family in sorted(families):
-                acks[self.sender.request("icmp", family=family, runs=[run_id])] = (
-                    self.sender, family)
+                acks[self.sender.request(messages.Icmp(
+                    family=family, runs=(run_id,)))] = (self.sender, family)  # type: ignore[arg-type]
         refused: dict[tuple[AgentClient, int], dict[str, str]] = {}
         for ident, event in self._await_acks(acks, states).items():
             if event.get("event") == "listening":
@@ -177,11 +179,12 @@ class Engine:
                           started: Callable[[int], None] | None) -> None:
         probes = [self._probe(i, s) for i, s in enumerate(states)
                   if s.resolve_errno is None and s.failure_stage is None]
-        paced = [p for p in probes if p["header_included"]]
-        direct = [p for p in probes if not p["header_included"]]
+        paced = [p for p in probes if p.header_included]
+        direct = [p for p in probes if not p.header_included]
         pending_sends = 0
-        if direct:
-            self.sender.request("send", run=run_id, probes=direct)
+        for start in range(0, len(direct), messages.MAX_PROBES):
+            self.sender.request(messages.Send(
+                run=run_id, probes=tuple(direct[start:start + messages.MAX_PROBES])))
             pending_sends += 1
         # ICMP-only probes go in bursts the target's ICMP rate limit can answer.
         bursts = [paced[i:i + ICMP_BURST] for i in range(0, len(paced), ICMP_BURST)]
@@ -195,7 +198,7 @@ class Engine:
         while True:
             now = time.monotonic()
             if bursts and now >= next_burst:
-                self.sender.request("send", run=run_id, probes=bursts.pop(0))
+                self.sender.request(messages.Send(run=run_id, probes=tuple(bursts.pop(0))))
                 pending_sends += 1
                 next_burst = now + ICMP_GAP
             if done == len(states) and not pending_sends:
@@ -260,15 +263,16 @@ class Engine:
         asked = {}
         for agent in agents:
             with contextlib.suppress(AgentError):  # gone: its `exit` event marks its cases
-                asked[agent.request("drain")] = agent
+                asked[agent.request(messages.Drain())] = agent
         return asked
 
-    def _probe(self, index: int, state: _State) -> dict[str, Any]:
+    def _probe(self, index: int, state: _State) -> messages.ProbeSpec:
         case = state.case
-        return {"case": index, "family": case.family, "protocol": case.protocol,
-                "dst": state.address, "payload": case.payload, "size": case.size,
-                "header_included": state.header_included, "ident": index + 1,
-                "df": case.df, "tos": case.tos}
+        return messages.ProbeSpec(
+            case=index, family=case.family, protocol=case.protocol,  # type: ignore[arg-type]
+            dst=str(state.address), payload=case.payload,  # type: ignore[arg-type]
+            size=case.size, header_included=state.header_included, ident=index + 1,
+            df=case.df, tos=case.tos)
 
     def _state_of(self, event: dict[str, Any], run_id: int,
                   states: list[_State]) -> _State | None:
@@ -320,7 +324,7 @@ class Engine:
         acks = {}
         for agent in agents:
             try:
-                acks[agent.request("close")] = agent
+                acks[agent.request(messages.Close())] = agent
             except Exception:
                 continue
         deadline = time.monotonic() + 2.0

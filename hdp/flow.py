@@ -34,7 +34,7 @@ Everything here is pure: no sockets, no clocks.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, Generic, TypeVar
@@ -109,8 +109,14 @@ class Flow:
         idents = value.get("identifications") or []
         if not isinstance(idents, list):
             raise ValueError("flow: identifications must be a list of integers")
+        idents = idents[:MAX_IDENTIFICATIONS + 1]
+        for ident in idents:  # before hashing: a list in the list is no identification
+            _check_int("identification", ident, 0xFFFFFFFF)
+        for name in ("src", "dst"):  # text, as JSON carries an address (not a number)
+            if value.get(name) is not None and not isinstance(value[name], str):
+                raise ValueError(f"flow: {name} must be an IP address as text or null")
         return cls(value["protocol"], value.get("src"), value.get("dst"), value.get("sport"),
-                   value.get("dport"), frozenset(idents[:MAX_IDENTIFICATIONS + 1]))
+                   value.get("dport"), frozenset(idents))
 
     def to_request(self) -> dict[str, Any]:
         """The plain-JSON form `from_request` reads."""
@@ -320,14 +326,21 @@ class Sieve(Generic[T]):
     fragments held under their datagram's key until its first fragment admits them.
 
     At most `max_items` are kept (more count as `dropped`) and `max_held` held (more count
-    as `unattributed`, like any packet whose owner cannot be shown).
+    as `unattributed`, like any packet whose owner cannot be shown). With a `weight` (an
+    item's size in bytes, say), what is kept and held together weighs at most
+    `max_weight`: an item kept past it is dropped, one held past it unattributed.
     """
 
-    def __init__(self, max_items: int, max_held: int | None = None) -> None:
+    def __init__(self, max_items: int, max_held: int | None = None, *,
+                 max_weight: int | None = None,
+                 weight: Callable[[T], int] | None = None) -> None:
         self.max_items = max_items
         self.max_held = max_items if max_held is None else max_held
+        self.max_weight = max_weight
         self.dropped = 0
         self.unattributed = 0
+        self._weigh = weight if weight is not None else _weightless
+        self._weight = 0  # of the items kept and held
         self._items: list[tuple[int, T]] = []  # (arrival number, item), in that order
         self._held: dict[Any, list[tuple[int, T]]] = {}
         self._held_count = 0
@@ -346,11 +359,13 @@ class Sieve(Generic[T]):
             self.unattributed += 1
             return 0
         if verdict.hold:
-            if self._held_count >= self.max_held:
+            weight = self._weigh(item)
+            if self._held_count >= self.max_held or not self._fits(weight):
                 self.unattributed += 1
             else:
                 self._held.setdefault(verdict.key, []).append((self._arrivals, item))
                 self._held_count += 1
+                self._weight += weight
             return 0
         if not verdict.keep:
             return 0
@@ -358,16 +373,27 @@ class Sieve(Generic[T]):
         if verdict.admits is not None:
             for number, held in self._held.pop(verdict.admits, []):
                 self._held_count -= 1
+                self._weight -= self._weigh(held)
                 kept += self._keep(number, held)
         return kept
 
+    def _fits(self, weight: int) -> bool:
+        return self.max_weight is None or self._weight + weight <= self.max_weight
+
     def _keep(self, number: int, item: T) -> int:
-        if len(self._items) >= self.max_items:
+        weight = self._weigh(item)
+        if len(self._items) >= self.max_items or not self._fits(weight):
             self.dropped += 1
             return 0
         bisect.insort(self._items, (number, item), key=lambda entry: entry[0])
+        self._weight += weight
         return 1
 
     def clear(self) -> None:
         """Forget what was kept (held fragments and the counters stay)."""
+        self._weight -= sum(self._weigh(item) for _, item in self._items)
         self._items.clear()
+
+
+def _weightless(item: object) -> int:
+    return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hdp.agent import messages
 from hdp.agent.launch import AgentClient, AgentError
 from pytest_hdp.session import HdpSession, privilege_fix
 
@@ -40,7 +41,8 @@ class AgentProbes:
 
     def listener(self, protocols: int | list[int], family: int = 4) -> Listener:
         wanted = [protocols] if isinstance(protocols, int) else list(protocols)
-        ident = self.agent.request("listen", family=family, protocols=wanted, runs=[self.run_id])
+        ident = self.agent.request(messages.Listen(
+            family=family, protocols=tuple(wanted), runs=(self.run_id,)))  # type: ignore[arg-type]
         ack = self.next_event(lambda e: e.get("id") == ident, 10)
         if ack is None:
             raise AgentError(f"agent {self.agent.spec} did not open listeners")
@@ -76,9 +78,11 @@ class Sender:
              ecn: int = 0) -> dict[str, Any]:
         """Send one tagged probe; the agent's `sent` event (ok, errno, bytes, src)."""
         fam = family if family is not None else (6 if ":" in dst else 4)
-        probe = {"case": case, "family": fam, "protocol": protocol, "dst": dst,
-                 "payload": payload, "size": size, "tos": dscp << 2 | ecn}
-        ident = self.probes.agent.request("send", run=self.probes.run_id, probes=[probe])
+        probe = messages.ProbeSpec(case=case, family=fam, protocol=protocol,  # type: ignore[arg-type]
+                                   dst=dst, payload=payload, size=size,  # type: ignore[arg-type]
+                                   tos=dscp << 2 | ecn)
+        ident = self.probes.agent.request(messages.Send(run=self.probes.run_id,
+                                                        probes=(probe,)))
         sent = self.probes.next_event(
             lambda e: e.get("event") == "sent" and e.get("case") == case, 10)
         self.probes.next_event(lambda e: e.get("event") == "send-done" and e.get("id") == ident,

@@ -15,6 +15,7 @@ import pytest
 
 from hdp import profile as profiles
 from hdp import target as targets
+from hdp.agent.install import agent_command
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.case import Case, Observation
 from hdp.errors import HdpError, UsageError
@@ -246,7 +247,8 @@ class HdpSession:
             return AgentSpec("inprocess")
         except HdpError:
             pass
-        if _works(["sudo", "-n", "true"]):
+        if _works(["sudo", "-n", "-l", "--", *agent_command()]):
+            # Allowed to start the agent (a narrow rule, `hdp agent sudoers`, or ALL).
             return AgentSpec("sudo")
         if sys.platform.startswith("linux") and set(paths) <= {"loopback"} \
                 and _works(["unshare", "--user", "--map-root-user", "--net", "true"]):
@@ -295,5 +297,5 @@ def _works(command: list[str]) -> bool:
 
 def privilege_fix() -> str:
     return ("to fix: run pytest as root (sudo -E pytest ...), grant CAP_NET_RAW, allow "
-            "'sudo -n' for the agent, or on Linux enable unprivileged user namespaces "
-            "(loopback targets only)")
+            "'sudo -n' for the agent (the rule `hdp agent sudoers --user NAME` prints), or "
+            "on Linux enable unprivileged user namespaces (loopback targets only)")

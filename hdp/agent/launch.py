@@ -1,10 +1,14 @@
 """Starting agents where they must run, and talking to them from the controller.
 
-Launchers: ``inprocess`` (a thread of this process), ``child`` (``python -m hdp.agent``),
+Launchers: ``inprocess`` (a thread of this process), ``child`` (``python -I -m hdp.agent``),
 ``sudo`` (the same through ``sudo -n``, so the caller may be unprivileged),
 ``userns`` (an unprivileged user + network namespace: loopback only),
 ``netns:NAME`` (through ``ip netns exec NAME``) and ``ssh://[user@]host`` (through ssh,
 which then does the authentication; the remote host needs pytest-hdp installed).
+
+Every agent process runs isolated (``-I``: neither PYTHONPATH nor the working directory
+on sys.path) and imports the installed hdp (hdp.agent.install); a sudo agent starts only
+from an install its caller cannot change. See README "Security model".
 """
 
 from __future__ import annotations
@@ -14,21 +18,21 @@ import contextlib
 import itertools
 import os
 import queue
+import re
 import shlex
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from hdp.agent import protocol
-from hdp.errors import HdpError
+from hdp.agent import install, messages, protocol
+from hdp.agent.powers import environment_without_caller
+from hdp.errors import HdpError, UsageError
 
 STARTUP_TIMEOUT = 15.0
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+_NAMESPACE = re.compile(r"[0-9A-Za-z_][0-9A-Za-z_.-]*")
 
 
 class AgentError(HdpError):
@@ -47,34 +51,56 @@ class AgentSpec:
             return cls("inprocess" if text == "local" else text)
         for prefix in ("netns:", "netns://"):
             if text.startswith(prefix) and text[len(prefix):]:
-                return cls("netns", text[len(prefix):])
+                name = text[len(prefix):]
+                if not _NAMESPACE.fullmatch(name):
+                    raise AgentError(f"agent {text!r}: a namespace name is letters, digits, "
+                                     "'_', '.' and '-', not starting with '-'")
+                return cls("netns", name)
         if text.startswith("ssh://") and len(text) > len("ssh://"):
+            check_ssh_destination(text[len("ssh://"):])
             return cls("ssh", text[len("ssh://"):])
         raise AgentError(f"unknown agent {text!r}: give inprocess, child, sudo, userns, netns:NAME "
                          "or ssh://[user@]host[:port]")
 
     def command(self) -> list[str]:
         """The command line that starts this agent (empty for an in-process one)."""
-        module = [sys.executable, "-m", "hdp.agent"]
-        pythonpath = ["env", f"PYTHONPATH={_pythonpath()}"]
+        module = install.agent_command()
         if self.kind == "child":
             return module
         if self.kind == "sudo":
-            return ["sudo", "-n", "--", *pythonpath, *module]
+            return ["sudo", "-n", "--", *module]
         if self.kind == "userns":
             # An unprivileged user namespace with a network namespace of its own: root
             # there may open raw sockets, but it sees only its own loopback.
             script = 'ip link set lo up || exit 1; exec "$@"'
             return ["unshare", "--user", "--map-root-user", "--net", "--", "sh", "-c", script,
-                    "sh", *pythonpath, *module]
+                    "sh", *module]
         if self.kind == "netns":
-            return ["ip", "netns", "exec", str(self.where), *pythonpath, *module]
+            return ["ip", "netns", "exec", str(self.where), *module]
         if self.kind == "ssh":
             return ssh_command(str(self.where))
         return []
 
+    def check_install(self) -> None:
+        """InstallError when this launcher's agent would not run this installed hdp, or
+        (sudo) when the caller could change the code it would run as root."""
+        if self.kind in ("child", "userns", "netns"):
+            install.survey()
+        elif self.kind == "sudo" and os.geteuid() != 0:
+            install.check_root_install(os.getuid(), {os.getgid(), *os.getgroups()},
+                                       f"this user (uid {os.getuid()})")
+
     def __str__(self) -> str:
         return self.kind if self.where is None else f"{self.kind}:{self.where}"
+
+
+def check_ssh_destination(where: str) -> None:
+    """UsageError for an ssh destination that ssh would read as an option."""
+    destination = split_ssh(where)[0]
+    if not destination or destination.startswith("-") or \
+            destination.rpartition("@")[2].startswith("-") or any(c.isspace() for c in where):
+        raise UsageError(f"ssh destination {where!r} is not [user@]host[:port] (a leading "
+                         "'-' would be an ssh option): give ssh://[user@]host[:port]")
 
 
 def split_ssh(where: str) -> tuple[str, str | None]:
@@ -93,21 +119,17 @@ def ssh_command(where: str) -> list[str]:
 
     HDP_SSH_OPTIONS adds ssh options (e.g. "-i key -o StrictHostKeyChecking=accept-new");
     HDP_REMOTE_PYTHON is the remote command that runs Python with pytest-hdp installed
-    (default "python3").
+    (default "python3"; shell-quoted words, so a path with spaces can be given quoted).
     """
+    check_ssh_destination(where)
     destination, port = split_ssh(where)
     command = ["ssh", "-o", "BatchMode=yes", "-T"]
     if port:
         command += ["-p", port]
     command += shlex.split(os.environ.get("HDP_SSH_OPTIONS", ""))
     remote = shlex.split(os.environ.get("HDP_REMOTE_PYTHON", "python3"))
-    return [*command, destination, "--", *remote, "-m", "hdp.agent"]
-
-
-def _pythonpath() -> str:
-    # The agent must import this very `hdp`, installed or not.
-    current = os.environ.get("PYTHONPATH")
-    return _PACKAGE_PARENT + (os.pathsep + current if current else "")
+    # ssh joins its arguments with spaces for the remote shell: quote them ourselves.
+    return [*command, "--", destination, shlex.join([*remote, "-I", "-m", "hdp.agent"])]
 
 
 Event = tuple["AgentClient", dict[str, Any]]
@@ -175,13 +197,19 @@ class AgentClient:
             self.thread.start()
             self._write_fd, read_fd = request_w, event_r
         else:
+            try:
+                self.spec.check_install()
+            except install.InstallError as exc:
+                raise AgentError(f"agent {self.spec}: {exc}") from None
             command = self.spec.command()
             try:
                 # A session of its own: Ctrl-C at the terminal reaches the controller,
                 # which then shuts the agent down in order and reports what it learned.
+                # Only sudo may tell the agent who called (SUDO_UID, hdp.agent.powers).
                 self.process = subprocess.Popen(
                     command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, start_new_session=True)
+                    stderr=subprocess.PIPE, start_new_session=True,
+                    env=None if self.spec.kind == "sudo" else environment_without_caller())
             except OSError as exc:
                 raise AgentError(f"cannot start agent {self.spec} ({command[0]}: "
                                  f"{exc.strerror})") from None
@@ -224,6 +252,10 @@ class AgentClient:
                 if not chunk:
                     break
                 for line in buffer.feed(chunk):
+                    if line is None:
+                        self._stderr.append(f"bad line from agent: longer than "
+                                            f"{protocol.MAX_LINE} bytes")
+                        continue
                     try:
                         self._put(protocol.decode(line))
                     except protocol.ProtocolError as exc:
@@ -250,10 +282,10 @@ class AgentClient:
 
     # -- requests -------------------------------------------------------------------
 
-    def request(self, op: str, **fields: Any) -> int:
+    def request(self, request: messages.Request) -> int:
         """Send a request; returns its id, which the answer carries."""
         ident = next(self._ids)
-        data = protocol.encode({"op": op, "id": ident, **fields})
+        data = protocol.encode_request(ident, request)
         try:
             while data:
                 data = data[os.write(self._write_fd, data):]
@@ -289,7 +321,7 @@ class AgentClient:
         self._closed = True
         if self.alive():
             with contextlib.suppress(AgentError):
-                self.request("shutdown")
+                self.request(messages.Shutdown())
         try:  # end of input also stops an agent that missed the shutdown request
             if self.process is not None and self.process.stdin is not None:
                 self.process.stdin.close()

@@ -1,79 +1,173 @@
-"""The agent's message protocol: newline-delimited JSON objects over a byte stream.
+"""The agent's wire format: one JSON object a line over a byte stream, both ways.
 
-The controller writes requests, one JSON object a line, each with an ``op`` and an
-``id``; the agent writes events, one JSON object a line, each with an ``event``.
-Everything is plain JSON types, so an agent can run anywhere a byte stream reaches
-(a thread, a child process, ``sudo -n``, ``ip netns exec``, ``ssh``).
+The controller writes requests, the agent writes events; what each one holds is defined
+once in hdp.agent.messages, which also lists every operation and its answer. Everything
+is plain JSON, so an agent can run anywhere a byte stream reaches (a thread, a child
+process, ``sudo -n``, ``ip netns exec``, ``ssh``). This module is the only one that
+knows the encoding: a change of it (say, batched events) stays here.
 
 Start-up
-    The agent's first line is ``{"event": "ready", "version": 1, "pid": ..,
-    "platform": {..}, "raw": true|false, "raw_error": null|"EPERM ..."}``.
+    The agent's first line is ``{"event": "ready", "version": 2, "pid": ..,
+    "platform": {..}, "raw": true|false, "raw_error": null|"EPERM ..",
+    "caller": "root"|"user", "hdp": "/path/to/hdp"}``.
 
-Requests and their answers
-    ``{"op": "listen", "id": N, "family": 4|6, "protocols": [..], "runs": [..]}``
-        opens raw listeners (kept until ``close``); answers ``{"event": "listening",
-        "id": N, "family": .., "opened": [..], "refused": {"0": "EPROTONOSUPPORT"}}``.
-        From then on every packet carrying the probe tag of a run in ``runs`` is
-        reported as an ``arrival`` event (fields: see ``arrival_event``).
-    ``{"op": "icmp", "id": N, "family": 4|6, "runs": [..]}``
-        opens an ICMP/ICMPv6 listener; errors quoting one of our probes come back as
-        ``icmp`` events. Answers ``{"event": "icmp-listening", "id": N, ..}``.
-    ``{"op": "send", "id": N, "run": R, "probes": [probe, ..]}``
-        sends every probe at once (see ``Probe`` fields in hdp.agent.server) and
-        answers one ``sent`` event a probe, then ``{"event": "send-done", "id": N}``.
-    ``{"op": "stats", "id": N}``
-        answers ``{"event": "stats", "id": N, "drops": {"4/253": 0, ..},
-        "arrivals": .., "foreign": ..}`` (``drops``: kernel receive-queue drops).
-    ``{"op": "drain", "id": N}``
-        a barrier: reports every packet already queued on a listener, then answers
-        ``{"event": "drained", "id": N}``. A host queues a packet for its raw
-        listeners before it answers it with ICMP, so a drain asked for after that ICMP
-        came back cannot miss the arrival.
-    ``{"op": "close", "id": N}``
-        closes every listener; answers ``{"event": "closed", "id": N, "drops": {..}}``.
-    ``{"op": "shutdown"}``
-        answers ``{"event": "bye"}`` and exits.
+Requests
+    ``{"op": OP, "id": N, ...}`` with OP one of ``listen``, ``icmp``, ``send``, ``stats``,
+    ``drain``, ``close``, ``shutdown``, ``udp-open``, ``udp-send``, ``udp-recv``,
+    ``udp-info``, ``udp-close``, ``raw-send``, ``capture-start``, ``capture-stop``,
+    ``counters``, ``sysctl``, ``source``: the fields, their bounds and the answer of each
+    are the dataclasses of hdp.agent.messages.
 
-A request the agent cannot carry out answers ``{"event": "error", "id": N,
-"message": ".."}``; the agent keeps running.
+Hostile input
+    The agent runs as root and reads whatever its caller writes. A line longer than
+    MAX_LINE is dropped as it arrives (never buffered whole), one nested deeper than
+    MAX_DEPTH is refused before it is parsed, numbers must be finite and short, strings
+    valid UTF-8; each such line, and each request that does not match its definition,
+    is answered ``{"event": "error", "id": N|null, "message": ..}`` and the agent serves on.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-VERSION = 1
-MAX_LINE = 16 << 20  # a send request for thousands of probes stays well below this
+from hdp.agent import messages
+from hdp.agent.messages import VERSION, Invalid, Request
+
+__all__ = ["MAX_DEPTH", "MAX_LINE", "VERSION", "LineBuffer", "ProtocolError", "decode",
+           "decode_request", "encode", "encode_request"]
+
+MAX_LINE = 16 << 20  # a send request of MAX_PROBES probes stays well below this
+MAX_DEPTH = 8  # requests nest 3 deep; json's parser recurses once per level
+MAX_DIGITS = 40  # the longest number any field may hold, with room for a float's digits
+
+# A quote that ends or starts a string: not preceded by an odd run of backslashes.
+_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*"')
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class ProtocolError(ValueError):
-    """A line that is not one JSON object."""
+    """A line that is not a request (or event) this protocol defines; `ident` is the
+    request's id when the line got far enough to tell it."""
+
+    def __init__(self, message: str, ident: int | None = None) -> None:
+        super().__init__(message)
+        self.ident = ident
 
 
 def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
+def encode_request(ident: int, request: Request) -> bytes:
+    return encode(messages.request_json(ident, request))
+
+
 def decode(line: bytes) -> dict[str, Any]:
+    """One JSON object from a line, parsed without recursing deeper than MAX_DEPTH."""
+    if not nesting_within(line, MAX_DEPTH):
+        raise ProtocolError(f"nested deeper than {MAX_DEPTH} levels")
     try:
-        message = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+        message = json.loads(line.decode("utf-8"), parse_constant=_no_constant,
+                             parse_int=_short_int, parse_float=_finite_float)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"not UTF-8 at byte {exc.start}") from None
+    except ValueError as exc:  # JSONDecodeError, and what our hooks refuse
         raise ProtocolError(f"not JSON: {exc}") from None
+    except RecursionError:  # unreachable past the nesting check; never fatal all the same
+        raise ProtocolError(f"nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(message, dict):
         raise ProtocolError(f"expected a JSON object, got {type(message).__name__}")
     return message
 
 
+def decode_request(line: bytes) -> tuple[int | None, Request]:
+    """(id, request) from one line; ProtocolError says what is wrong with it."""
+    data = decode(line)
+    try:
+        return messages.parse_request(data)
+    except Invalid as exc:
+        ident = data.get("id")
+        valid_id = type(ident) is int and 0 <= ident <= messages.MAX_HANDLE
+        raise ProtocolError(str(exc), ident if valid_id else None) from None
+
+
+def nesting_within(line: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of a JSON text nest at most `limit` deep.
+
+    Works on the bytes at C speed: strings are cut out at their unescaped quotes, every
+    byte but brackets dropped, then innermost pairs removed once a level. Anything
+    unbalanced counts as too deep; json would refuse it anyway.
+    """
+    if line.count(b"[") + line.count(b"{") <= limit:
+        return True
+    outside = b"".join(_QUOTE.split(line)[::2])
+    brackets = outside.translate(None, _NOT_BRACKET)
+    for _ in range(limit):
+        if not brackets:
+            return True
+        brackets = _INNERMOST.sub(b"", brackets)
+    return not brackets
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _short_int(text: str) -> int:
+    if len(text) > MAX_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    if len(text) > MAX_DIGITS:
+        raise ValueError(f"a number of {len(text)} characters")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is beyond a double's range")
+    return value
+
+
 class LineBuffer:
-    """Splits a byte stream into lines; keeps the incomplete tail for the next feed."""
+    """Splits a byte stream into lines, never holding more than `max_line` bytes of one.
 
-    def __init__(self) -> None:
-        self._tail = b""
+    `feed` returns the complete lines; a line that grows past the limit comes back once
+    as None, as soon as it is over, and the rest of it is skipped up to its newline.
+    """
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        data = self._tail + chunk
-        *lines, self._tail = data.split(b"\n")
-        if len(self._tail) > MAX_LINE:
-            raise ProtocolError(f"a line longer than {MAX_LINE} bytes")
-        return [line for line in lines if line.strip()]
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.max_line = max_line
+        self._tail = bytearray()
+        self._skipping = False
+
+    def feed(self, chunk: bytes) -> list[bytes | None]:
+        *complete, rest = chunk.split(b"\n")
+        lines: list[bytes | None] = []
+        for index, piece in enumerate(complete):
+            if index == 0 and (self._tail or self._skipping):
+                if self._skipping:  # the end of a line already reported
+                    self._skipping = False
+                    continue
+                if len(self._tail) + len(piece) > self.max_line:
+                    self._tail.clear()
+                    lines.append(None)
+                    continue
+                self._tail += piece
+                piece = bytes(self._tail)
+                self._tail.clear()
+            if len(piece) > self.max_line:
+                lines.append(None)
+            elif piece.strip():
+                lines.append(piece)
+        if self._skipping:
+            return lines
+        if len(self._tail) + len(rest) > self.max_line:
+            self._tail.clear()
+            self._skipping = True
+            lines.append(None)
+        else:
+            self._tail += rest
+        return lines

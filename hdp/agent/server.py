@@ -1,4 +1,10 @@
-"""The agent: owns the raw sockets on one host and streams observations as JSON lines."""
+"""The agent: owns the raw sockets on one host and streams observations as JSON lines.
+
+Each line read is decoded and checked against its message definition (hdp.agent.messages)
+before a handler of the dispatch table sees it; whatever a line holds, the agent answers
+it (at worst with an `error` event) and keeps serving. What a caller may ask depends on
+who it is (hdp.agent.powers).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,13 @@ import select
 import selectors
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hdp import rawsock
-from hdp.agent import protocol, sending
+from hdp.agent import messages, protocol, sending
+from hdp.agent.messages import ProbeSpec
+from hdp.agent.powers import Caller, OwnFlows
 from hdp.agent.socket_ops import SocketOps
 from hdp.arrival import Arrival, decode_arrival
 from hdp.errors import PrivilegeError
@@ -21,27 +29,8 @@ from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
 from hdp.wire.hdp import ProbeTag
 
 DRAIN_LIMIT = 1 << 16  # packets one drain reads at most, so a flood cannot hold it
-
-
-@dataclass(frozen=True)
-class ProbeRequest:
-    """One probe of a `send` request, as plain JSON fields."""
-
-    case: int
-    family: int
-    protocol: int
-    dst: str
-    payload: str = "hdp"
-    size: int = 64
-    header_included: bool = False  # ICMP-only mode: send our own IP header
-    ident: int = 0  # IPv4 identification / IPv6 flow label of a header we build
-    tos: int = 0  # DSCP << 2 | ECN, as IPv4 TOS or IPv6 traffic class
-    df: bool | None = None  # None: kernel default; True: DF (IPv6: no source fragmenting);
-    # False: DF cleared, so routers may fragment
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ProbeRequest:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+ProbeRequest = ProbeSpec  # one probe of a `send` request, as the send helpers take it
+Handler = Callable[[Any, Any], None]  # (request id, typed request)
 
 
 def arrival_event(arrival: Arrival) -> dict[str, Any]:
@@ -64,11 +53,16 @@ def arrival_event(arrival: Arrival) -> dict[str, Any]:
 
 
 class Agent:
-    """Serves requests read from `in_fd`, writing events to `out_fd`, until shutdown."""
+    """Serves requests read from `in_fd`, writing events to `out_fd`, until shutdown.
 
-    def __init__(self, in_fd: int, out_fd: int) -> None:
+    `caller` says whom it serves; an in-process agent serves its own process, root or not.
+    """
+
+    def __init__(self, in_fd: int, out_fd: int, caller: Caller | None = None) -> None:
         self.in_fd = in_fd
         self.out_fd = out_fd
+        self.caller = caller or Caller(root=True, uid=None)
+        self.own = OwnFlows()
         self.selector = selectors.DefaultSelector()
         self.buffer = protocol.LineBuffer()
         self.listeners: dict[tuple[int, int], rawsock.RawSocket] = {}
@@ -80,13 +74,16 @@ class Agent:
         self.foreign = 0
         self.running = True
         self._sources: dict[tuple[int, str], str] = {}
-        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-            "listen": self._listen, "icmp": self._icmp, "send": self._send,
-            "stats": self._stats, "drain": self._drain, "close": self._close,
-            "shutdown": self._shutdown,
+        self.ops = SocketOps(self.emit, self._watch, self.selector.unregister,
+                             self.caller, self.own)
+        self._handlers: dict[type[messages.Request], Handler] = {
+            messages.Listen: self._listen, messages.Icmp: self._icmp,
+            messages.Send: self._send, messages.Stats: self._stats,
+            messages.Drain: self._drain, messages.Close: self._close,
+            messages.Shutdown: self._shutdown, **self.ops.handlers(),
         }
-        self.ops = SocketOps(self.emit, self._watch, self.selector.unregister)
-        self._handlers.update(self.ops.handlers())
+        missing = set(messages.REQUESTS.values()) - set(self._handlers)
+        assert not missing, f"no handler for {sorted(c.OP for c in missing)}"
 
     def _watch(self, source: Any, callback: Callable[[], object]) -> None:
         self.selector.register(source, selectors.EVENT_READ, callback)
@@ -97,6 +94,9 @@ class Agent:
             written = os.write(self.out_fd, data)
             data = data[written:]
 
+    def _answer(self, ident: int | None, request: messages.Request, **fields: Any) -> None:
+        self.emit({"event": request.ANSWER, "id": ident, **fields})
+
     def serve(self) -> None:
         raw_error = None
         try:
@@ -105,7 +105,8 @@ class Agent:
             raw_error = str(exc)
         self.emit({"event": "ready", "version": protocol.VERSION, "pid": os.getpid(),
                    "platform": platform_info(), "raw": raw_error is None,
-                   "raw_error": raw_error})
+                   "raw_error": raw_error, "caller": self.caller.name,
+                   "hdp": str(Path(__file__).resolve().parents[1])})
         self.selector.register(self.in_fd, selectors.EVENT_READ, None)
         try:
             while self.running:
@@ -138,28 +139,35 @@ class Agent:
             self.running = False
             return
         for line in self.buffer.feed(chunk):
-            try:
-                request = protocol.decode(line)
-            except protocol.ProtocolError as exc:
-                self.emit({"event": "error", "id": None, "message": str(exc)})
-                continue
-            handler = self._handlers.get(str(request.get("op")))
-            if handler is None:
-                self.emit({"event": "error", "id": request.get("id"),
-                           "message": f"unknown op {request.get('op')!r}"})
-                continue
-            try:
-                handler(request)
-            except (KeyError, TypeError, ValueError, OSError) as exc:
-                self.emit({"event": "error", "id": request.get("id"),
-                           "message": f"{request.get('op')}: {type(exc).__name__}: {exc}"})
+            if not self.running:
+                break
+            self.serve_line(line)
 
-    def _listen(self, request: dict[str, Any]) -> None:
-        family = int(request["family"])
-        self.runs.update(int(r) for r in request.get("runs", []))
+    def serve_line(self, line: bytes | None) -> None:
+        """Answer one line: its handler's events, or one `error` event; never raises."""
+        if line is None:
+            self._error(None, f"a line longer than {protocol.MAX_LINE} bytes: dropped")
+            return
+        try:
+            ident, request = protocol.decode_request(line)
+        except protocol.ProtocolError as exc:
+            self._error(exc.ident, str(exc))
+            return
+        try:
+            self._handlers[type(request)](ident, request)
+        except messages.Invalid as exc:  # a limit, or a power this caller lacks
+            self._error(ident, f"{request.OP}: {exc}")
+        except Exception as exc:  # a request must not end the agent, whatever it hits
+            self._error(ident, f"{request.OP}: {type(exc).__name__}: {exc}")
+
+    def _error(self, ident: int | None, message: str) -> None:
+        self.emit({"event": "error", "id": ident, "message": message})
+
+    def _listen(self, ident: int | None, request: messages.Listen) -> None:
+        family = request.family
+        self.runs.update(request.runs)
         opened, refused = [], {}
-        for proto in request["protocols"]:
-            proto = int(proto)
+        for proto in request.protocols:
             if (family, proto) in self.listeners:
                 opened.append(proto)
                 continue
@@ -171,25 +179,22 @@ class Agent:
             self.selector.register(raw.sock, selectors.EVENT_READ,
                                    lambda raw=raw: self._on_packet(raw))
             opened.append(proto)
-        self.emit({"event": "listening", "id": request.get("id"), "family": family,
-                   "opened": opened, "refused": refused})
+        self._answer(ident, request, family=family, opened=opened, refused=refused)
 
-    def _icmp(self, request: dict[str, Any]) -> None:
-        family = int(request["family"])
-        self.runs.update(int(r) for r in request.get("runs", []))
+    def _icmp(self, ident: int | None, request: messages.Icmp) -> None:
+        family = request.family
+        self.runs.update(request.runs)
         if family not in self.icmp:
             from hdp.agent.icmp_watch import IcmpWatch
 
             watch = IcmpWatch.open(family)
             if isinstance(watch, rawsock.OsRefusal):
-                self.emit({"event": "icmp-listening", "id": request.get("id"), "family": family,
-                           "ok": False, "errno": watch.errno_name})
+                self._answer(ident, request, family=family, ok=False, errno=watch.errno_name)
                 return
             self.icmp[family] = watch
             self.selector.register(watch.raw.sock, selectors.EVENT_READ,
                                    lambda w=watch: self._on_icmp(w))
-        self.emit({"event": "icmp-listening", "id": request.get("id"), "family": family,
-                   "ok": True, "errno": None})
+        self._answer(ident, request, family=family, ok=True, errno=None)
 
     def _on_packet(self, raw: rawsock.RawSocket) -> None:
         received = raw.receive()
@@ -204,14 +209,18 @@ class Agent:
 
     def _on_icmp(self, watch: Any) -> None:
         event = watch.read(self.runs)
-        if event is not None:
-            self.emit(event)
+        if event is None:
+            return
+        if not self.caller.root and event.get("run") is None and not self.own.quote_is_ours(
+                event["quoted_dst"], event["quoted_protocol"],
+                event["quoted_ident"] if event["family"] == 4 else event["quoted_flow"]):
+            return  # an untagged quote of someone else's packet: not this caller's to see
+        self.emit(event)
 
-    def _send(self, request: dict[str, Any]) -> None:
-        run = int(request["run"])
-        for item in request["probes"]:
-            self.emit(self._send_one(run, ProbeRequest.from_json(item)))
-        self.emit({"event": "send-done", "id": request.get("id")})
+    def _send(self, ident: int | None, request: messages.Send) -> None:
+        for probe in request.probes:
+            self.emit(self._send_one(request.run, probe))
+        self._answer(ident, request)
 
     def _send_one(self, run: int, probe: ProbeRequest) -> dict[str, Any]:
         event: dict[str, Any] = {"event": "sent", "run": run, "case": probe.case, "ok": False,
@@ -228,12 +237,18 @@ class Agent:
             return event
         try:
             src = self._source_for(probe.dst, probe.family)
-        except OSError as exc:
-            event.update(stage="send", errno=errno.errorcode.get(exc.errno or 0, "EIO"))
+        except (OSError, ValueError) as exc:
+            number = exc.errno if isinstance(exc, OSError) else errno.EINVAL
+            event.update(stage="send", errno=errno.errorcode.get(number or 0, "EIO"))
             return event
         tag = ProbeTag(run, probe.case)
         body = encode_probe(Probe(PayloadKind(probe.payload), probe_data(probe.size), tag),
                             src, probe.dst)
+        if sender.header_included:  # our own header: its ident marks the case in quotes
+            self.own.probe_sent(run, probe.dst, probe.protocol,
+                                probe.ident & (0xFFFF if probe.family == 4 else 0xFFFFF))
+        else:
+            self.own.runs.add(run)
         result = sending.send_probe(sender, probe, src, body)
         event.update(time_ns=result.time_ns, src=src,
                      icmp_possible=sending.icmp_possible(probe, sender))
@@ -247,14 +262,16 @@ class Agent:
     def _source_for(self, dst: str, family: int) -> str:
         key = (family, dst)
         if key not in self._sources:
+            if len(self._sources) > 1 << 16:
+                self._sources.clear()
             self._sources[key] = rawsock.source_address_for(dst, family)
         return self._sources[key]
 
-    def _stats(self, request: dict[str, Any]) -> None:
-        self.emit({"event": "stats", "id": request.get("id"), "drops": dict(self.drops),
-                   "arrivals": self.arrivals, "foreign": self.foreign})
+    def _stats(self, ident: int | None, request: messages.Stats) -> None:
+        self._answer(ident, request, drops=dict(self.drops), arrivals=self.arrivals,
+                     foreign=self.foreign)
 
-    def _drain(self, request: dict[str, Any]) -> None:
+    def _drain(self, ident: int | None, request: messages.Drain) -> None:
         """Report what the listeners hold right now, then answer (bounded: a flood ends it)."""
         poller = select.poll()
         by_fd = {raw.sock.fileno(): raw for raw in self.listeners.values()}
@@ -268,14 +285,14 @@ class Agent:
             for raw in ready:
                 self._on_packet(raw)
             read += len(ready)
-        self.emit({"event": "drained", "id": request.get("id")})
+        self._answer(ident, request)
 
-    def _close(self, request: dict[str, Any]) -> None:
+    def _close(self, ident: int | None, request: messages.Close) -> None:
         self._close_all()
-        self.emit({"event": "closed", "id": request.get("id"), "drops": dict(self.drops)})
+        self._answer(ident, request, drops=dict(self.drops))
 
-    def _shutdown(self, request: dict[str, Any]) -> None:
-        self.emit({"event": "bye", "id": request.get("id")})
+    def _shutdown(self, ident: int | None, request: messages.Shutdown) -> None:
+        self._answer(ident, request)
         self.running = False
 
     def _close_all(self) -> None:
@@ -294,12 +311,12 @@ class Agent:
 
 
 def main() -> int:
-    """Serve on stdin/stdout: `python -m hdp.agent`."""
+    """Serve on stdin/stdout: `python -I -m hdp.agent`."""
     out_fd = os.dup(sys.stdout.fileno())
     # Anything else that prints must not corrupt the protocol stream.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
-        Agent(sys.stdin.fileno(), out_fd).serve()
+        Agent(sys.stdin.fileno(), out_fd, Caller.from_environment(os.environ)).serve()
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

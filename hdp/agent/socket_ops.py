@@ -4,7 +4,7 @@ A UDP/fragmentation conformance test needs more of the two ends of a path than r
 listeners: ordinary UDP and UDP-Lite sockets with their options, whole IP packets sent
 exactly as built (fragments, bad checksums), a capture of what arrived, the kernel's
 counters, and (inside a lab namespace only) a sysctl. The requests and their answers
-are documented in hdp.agent.protocol.
+are defined in hdp.agent.messages; what a non-root caller may ask, in hdp.agent.powers.
 """
 
 from __future__ import annotations
@@ -14,17 +14,20 @@ import hashlib
 import os
 import selectors
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from hdp import osnet, rawsock
+from hdp.agent import messages
+from hdp.agent.powers import Caller, OwnFlows, Refused
 from hdp.counters import sysctl_counters
 from hdp.probe import probe_data
 
-MAX_WAIT = 10.0  # no request holds the agent longer than this
-MAX_DATAGRAM = 1 << 17
+MAX_WAIT = messages.MAX_WAIT  # no request holds the agent longer than this
+MAX_DATAGRAM = messages.MAX_DATAGRAM
 
 Emit = Callable[[dict[str, Any]], None]
 Register = Callable[[Any, Callable[[], object]], None]
@@ -86,27 +89,25 @@ def read_counters() -> dict[str, int]:
     return counters
 
 
-def _os_options(sock: socket.socket, family: int, request: dict[str, Any]) -> None:
+def _os_options(sock: socket.socket, family: int, request: messages.UdpOpen) -> None:
     """The options whose numbers differ between OSes; one this OS lacks is ENOPROTOOPT."""
     table = osnet.current()
-    mode = request.get("pmtudisc")
-    if mode:
-        if mode not in ("dont", "want", "do"):
-            raise ValueError(f"pmtudisc {mode!r}: give dont, want or do")
+    mode = request.pmtudisc
+    if mode is not None:
         control = table.ipv4_dont_fragment if family == 4 else table.ipv6_dont_fragment
-        if control is None or str(mode) not in control.values:
+        if control is None or mode not in control.values:
             raise OSError(errno.ENOPROTOOPT, f"{table.system} has no pmtudisc {mode!r}")
-        sock.setsockopt(control.option.level, control.option.name, control.values[str(mode)])
-    if request.get("no_check"):  # send with UDP checksum 0 (IPv4 only on Linux and macOS)
+        sock.setsockopt(control.option.level, control.option.name, control.values[mode])
+    if request.no_check:  # send with UDP checksum 0 (IPv4 only on Linux and macOS)
         option = table.udp_no_checksum
         if option is None:
             raise OSError(errno.ENOPROTOOPT, osnet.unavailable("udp_no_checksum"))
         sock.setsockopt(option.level, option.name, 1)
-    for index, key in ((1, "send_cscov"), (2, "recv_cscov")):
-        if request.get(key) is not None:
+    for index, coverage in ((1, request.send_cscov), (2, request.recv_cscov)):
+        if coverage is not None:
             if table.udplite is None:
                 raise OSError(errno.ENOPROTOOPT, osnet.unavailable("udplite"))
-            sock.setsockopt(table.udplite[0], table.udplite[index], int(request[key]))
+            sock.setsockopt(table.udplite[0], table.udplite[index], coverage)
 
 
 def path_mtu(sock: socket.socket, family: int) -> int | None:
@@ -127,103 +128,111 @@ def path_mtu(sock: socket.socket, family: int) -> int | None:
 class SocketOps:
     """UDP sockets, header-included sends, captures, counters and sysctls of one agent."""
 
-    def __init__(self, emit: Emit, register: Register, unregister: Unregister) -> None:
+    def __init__(self, emit: Emit, register: Register, unregister: Unregister,
+                 caller: Caller | None = None, own: OwnFlows | None = None) -> None:
         self.emit = emit
         self.register = register
         self.unregister = unregister
+        self.caller = caller or Caller(root=True, uid=None)
+        self.own = own or OwnFlows()
         self.sockets: dict[int, socket.socket] = {}
         self.captures: dict[int, Any] = {}
         self.raw: dict[int, rawsock.RawSocket | rawsock.OsRefusal] = {}
-        self._handles = iter(range(1, 1 << 62))
+        self._handles = iter(range(1, messages.MAX_HANDLE))
 
-    def handlers(self) -> dict[str, Callable[[dict[str, Any]], None]]:
-        return {"udp-open": self._open, "udp-send": self._send, "udp-recv": self._recv,
-                "udp-info": self._info, "udp-close": self._close, "raw-send": self._raw_send,
-                "capture-start": self._capture_start, "capture-stop": self._capture_stop,
-                "counters": self._counters, "sysctl": self._sysctl, "source": self._source}
+    def handlers(self) -> dict[type[messages.Request], Callable[[Any, Any], None]]:
+        return {messages.UdpOpen: self._open, messages.UdpSend: self._send,
+                messages.UdpRecv: self._recv, messages.UdpInfo: self._info,
+                messages.UdpClose: self._close, messages.RawSend: self._raw_send,
+                messages.CaptureStart: self._capture_start,
+                messages.CaptureStop: self._capture_stop, messages.Counters: self._counters,
+                messages.Sysctl: self._sysctl, messages.Source: self._source}
 
-    def _answer(self, request: dict[str, Any], event: str, **fields: Any) -> None:
-        self.emit({"event": event, "id": request.get("id"), **fields})
+    def _answer(self, ident: int | None, request: messages.Request, **fields: Any) -> None:
+        self.emit({"event": request.ANSWER, "id": ident, **fields})
 
     # -- UDP and UDP-Lite sockets ----------------------------------------------------
 
-    def _open(self, request: dict[str, Any]) -> None:
-        family = int(request["family"])
-        proto = int(request.get("protocol", 17))
+    def _open(self, ident: int | None, request: messages.UdpOpen) -> None:
+        if len(self.sockets) >= messages.MAX_SOCKETS:
+            raise Refused(f"{messages.MAX_SOCKETS} UDP sockets are open, the limit: "
+                          "close some first")
+        if 0 < request.port < messages.PRIVILEGED_PORTS:
+            self.caller.require_root(f"binding port {request.port} (below "
+                                     f"{messages.PRIVILEGED_PORTS})")
+        family = request.family
         stage = "socket"
         try:
-            sock = socket.socket(_family(family), socket.SOCK_DGRAM, proto)
+            sock = socket.socket(_family(family), socket.SOCK_DGRAM, request.protocol)
         except OSError as exc:
-            self._answer(request, "udp-opened", ok=False, stage=stage, errno=errno_name(exc))
+            self._answer(ident, request, ok=False, stage=stage, errno=errno_name(exc))
             return
         try:
             stage = "setsockopt"
             self._options(sock, family, request)
             stage = "bind"
-            if request.get("bind") is not None or request.get("port"):
-                sock.bind(_address(family, request.get("bind") or
-                                   ("0.0.0.0" if family == 4 else "::"),
-                                   int(request.get("port", 0))))
+            if request.bind is not None or request.port:
+                sock.bind(_address(family, request.bind or ("0.0.0.0" if family == 4
+                                                            else "::"), request.port))
             stage = "connect"
-            if request.get("connect"):
-                host, port = request["connect"]
-                sock.connect(_address(family, host, int(port)))
+            if request.connect is not None:
+                sock.connect(_address(family, request.connect.host, request.connect.port))
         except OSError as exc:
             sock.close()
-            self._answer(request, "udp-opened", ok=False, stage=stage, errno=errno_name(exc))
+            self._answer(ident, request, ok=False, stage=stage, errno=errno_name(exc))
             return
         sock.setblocking(False)
         handle = next(self._handles)
         self.sockets[handle] = sock
         name = sock.getsockname()
-        self._answer(request, "udp-opened", ok=True, handle=handle, address=name[0],
-                     port=name[1], stage=None, errno=None)
+        self.own.socket_opened(request.protocol, name[1])
+        self._answer(ident, request, ok=True, handle=handle, address=name[0], port=name[1],
+                     stage=None, errno=None)
 
     @staticmethod
-    def _options(sock: socket.socket, family: int, request: dict[str, Any]) -> None:
-        if request.get("reuseaddr"):
+    def _options(sock: socket.socket, family: int, request: messages.UdpOpen) -> None:
+        if request.reuseaddr:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == 6 and request.get("v6only") is not None:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(request["v6only"]))
-        for key, name in (("rcvbuf", socket.SO_RCVBUF), ("sndbuf", socket.SO_SNDBUF)):
-            if request.get(key):
-                sock.setsockopt(socket.SOL_SOCKET, name, int(request[key]))
+        if family == 6 and request.v6only is not None:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(request.v6only))
+        for size, name in ((request.rcvbuf, socket.SO_RCVBUF),
+                           (request.sndbuf, socket.SO_SNDBUF)):
+            if size:
+                sock.setsockopt(socket.SOL_SOCKET, name, size)
         _os_options(sock, family, request)
 
-    def _socket(self, request: dict[str, Any]) -> socket.socket:
-        handle = int(request["handle"])
+    def _socket(self, handle: int) -> socket.socket:
         if handle not in self.sockets:
-            raise ValueError(f"no UDP socket with handle {handle}")
+            raise Refused(f"no UDP socket with handle {handle}")
         return self.sockets[handle]
 
-    def _send(self, request: dict[str, Any]) -> None:
-        sock = self._socket(request)
-        if "data" in request:
-            data = bytes.fromhex(str(request["data"]))
-        else:
-            data = probe_data(int(request.get("size", 0)))
+    def _send(self, ident: int | None, request: messages.UdpSend) -> None:
+        sock = self._socket(request.handle)
+        data = bytes.fromhex(request.data) if request.data is not None \
+            else probe_data(request.size)
         try:
-            if request.get("dst") is None:
+            if request.dst is None:
                 sent = sock.send(data)
             else:
+                if request.port is None:
+                    raise Refused("a datagram to dst needs a port")
                 family = 4 if sock.family == socket.AF_INET else 6
-                sent = sock.sendto(data, _address(family, str(request["dst"]),
-                                                  int(request["port"])))
+                sent = sock.sendto(data, _address(family, request.dst, request.port))
         except OSError as exc:
-            self._answer(request, "udp-sent", ok=False, errno=errno_name(exc), bytes=0,
+            self._answer(ident, request, ok=False, errno=errno_name(exc), bytes=0,
                          digest=digest(data))
             return
-        self._answer(request, "udp-sent", ok=True, errno=None, bytes=sent, digest=digest(data))
+        self._answer(ident, request, ok=True, errno=None, bytes=sent, digest=digest(data))
 
-    def _recv(self, request: dict[str, Any]) -> None:
+    def _recv(self, ident: int | None, request: messages.UdpRecv) -> None:
         """Datagrams on `handles` until `count` arrived, one starting with `until` (hex)
         arrived, or `timeout` passed (bounded by MAX_WAIT)."""
-        handles = [int(h) for h in request.get("handles", [request.get("handle")])]
-        socks = {handle: self._socket({"handle": handle}) for handle in handles}
-        bufsize = min(int(request.get("bufsize", MAX_DATAGRAM)), MAX_DATAGRAM)
-        count = int(request.get("count", 1))
-        until = bytes.fromhex(str(request["until"])) if request.get("until") else None
-        deadline = time.monotonic() + min(float(request.get("timeout", 1.0)), MAX_WAIT)
+        handles = request.handles or ((request.handle,) if request.handle else ())
+        socks = {handle: self._socket(handle) for handle in handles}
+        bufsize = request.bufsize
+        count = request.count
+        until = bytes.fromhex(request.until) if request.until else None
+        deadline = time.monotonic() + request.timeout
         got: list[dict[str, Any]] = []
         with selectors.DefaultSelector() as selector:
             for handle, sock in socks.items():
@@ -243,145 +252,141 @@ class SocketOps:
                                 "digest": digest(data), "head": data[:64].hex()})
                     if until is not None and data.startswith(until):
                         count = len(got)
-        self._answer(request, "udp-received", datagrams=got)
+        self._answer(ident, request, datagrams=got)
 
-    def _info(self, request: dict[str, Any]) -> None:
-        sock = self._socket(request)
+    def _info(self, ident: int | None, request: messages.UdpInfo) -> None:
+        sock = self._socket(request.handle)
         v4 = sock.family == socket.AF_INET
         mtu = path_mtu(sock, 4 if v4 else 6)
         table = osnet.current()
         why = None if (table.ipv4_path_mtu if v4 else table.ipv6_path_mtu) else \
             osnet.unavailable("ipv4_path_mtu" if v4 else "ipv6_path_mtu")
         name = sock.getsockname()
-        self._answer(request, "udp-info", address=name[0], port=name[1], mtu=mtu,
-                     unavailable=why)
+        self._answer(ident, request, address=name[0], port=name[1], mtu=mtu, unavailable=why)
 
-    def _close(self, request: dict[str, Any]) -> None:
-        for handle in [int(h) for h in request.get("handles", [request.get("handle")])]:
+    def _close(self, ident: int | None, request: messages.UdpClose) -> None:
+        for handle in request.handles or ((request.handle,) if request.handle else ()):
             sock = self.sockets.pop(handle, None)
             if sock is not None:
                 sock.close()
-        self._answer(request, "udp-closed")
+        self._answer(ident, request)
 
     # -- whole packets ---------------------------------------------------------------
 
-    def _raw_send(self, request: dict[str, Any]) -> None:
+    def _raw_send(self, ident: int | None, request: messages.RawSend) -> None:
         """Send caller-built IP packets (header included) in order, as fast as possible."""
-        family = int(request["family"])
+        self.caller.require_root("raw-send (caller-built packets, any source address)")
+        family = request.family
         sender = self.raw.get(family)
         if sender is None:
             sender = rawsock.RawSocket.open(family, rawsock.IPPROTO_RAW, listen=False,
                                             header_included=True)
             self.raw[family] = sender
         results: list[dict[str, Any]] = []
-        for packet in request["packets"]:
+        for packet in request.packets:
             if isinstance(sender, rawsock.OsRefusal):
                 results.append({"ok": False, "errno": sender.errno_name})
                 continue
-            result = sender.send(bytes.fromhex(packet), str(request["dst"]))
+            result = sender.send(bytes.fromhex(packet), request.dst)
             results.append({"ok": result.ok, "time_ns": result.time_ns,
                             "errno": None if result.refusal is None
                             else result.refusal.errno_name})
-        self._answer(request, "raw-sent", results=results)
+        self._answer(ident, request, results=results)
 
-    def _capture_start(self, request: dict[str, Any]) -> None:
-        """``{"op": "capture-start", "id": N, "flow": {...}, "protocol": P, "hosts": [..],
-        "interface": NAME|null, "incoming_only": true}``: capture what arrives (or leaves)
-        until ``capture-stop``; answers ``{"event": "capture-started", "ok": .., "errno":
-        .., "handle": H}``.
-
-        ``flow`` is the exchange to keep, ``{"protocol": 17, "src": "198.18.0.2", "dst":
-        "198.18.1.2", "sport": 40000, "dport": 5000, "identifications": [..]}`` (see
-        hdp.flow.Flow: null or absent means any; ``identifications`` are the IP IDs of
-        packets the caller built). Only packets of that flow are kept: its own, the later
-        fragments of its datagrams, and ICMP errors quoting them. ``protocol`` and
-        ``hosts`` are a coarser filter applied first; a capture without a flow keeps every
-        packet of the protocol, whoever's it is, and is meant for a private namespace.
-        A malformed flow is an error answer naming the field.
-        """
+    def _capture_start(self, ident: int | None, request: messages.CaptureStart) -> None:
+        """Only the packets of the request's flow are kept when it gives one (hdp.flow);
+        `protocol` and `hosts` are a coarser filter applied first. A capture without a
+        flow keeps every packet of the protocol, whoever's it is: for a root caller in a
+        private namespace. A non-root caller sees only its own flows either way."""
         from hdp.capture import Capture
-        from hdp.flow import Flow
 
-        flow = None if request.get("flow") is None else Flow.from_request(request["flow"])
-        capture = Capture.open(interface=request.get("interface"),
-                               protocol=request.get("protocol"),
-                               hosts=tuple(request.get("hosts", ())),
-                               incoming_only=bool(request.get("incoming_only", True)),
-                               flow=flow)
+        if len(self.captures) >= messages.MAX_CAPTURES:
+            raise Refused(f"{messages.MAX_CAPTURES} captures are running, the limit: "
+                          "stop one first")
+        capture = Capture.open(interface=request.interface, protocol=request.protocol,
+                               hosts=request.hosts, incoming_only=request.incoming_only,
+                               max_packets=messages.MAX_CAPTURE_PACKETS,
+                               max_bytes=messages.MAX_CAPTURE_BYTES, flow=request.flow)
         if isinstance(capture, rawsock.OsRefusal):
-            self._answer(request, "capture-started", ok=False, errno=capture.errno_name,
-                         handle=None, reason=capture.message)
+            self._answer(ident, request, ok=False, errno=capture.errno_name, handle=None,
+                         reason=capture.message)
             return
         handle = next(self._handles)
         self.captures[handle] = capture
         self.register(capture, capture.read_available)
-        self._answer(request, "capture-started", ok=True, errno=None, handle=handle)
+        self._answer(ident, request, ok=True, errno=None, handle=handle)
 
-    def _capture_stop(self, request: dict[str, Any]) -> None:
-        capture = self.captures.pop(int(request["handle"]), None)
+    def _capture_stop(self, ident: int | None, request: messages.CaptureStop) -> None:
+        capture = self.captures.pop(request.handle, None)
         if capture is None:
-            raise ValueError(f"no capture with handle {request['handle']}")
+            raise Refused(f"no capture with handle {request.handle}")
         self.unregister(capture)
         # Optionally wait (bounded) for the packets a test knows must come, e.g. an ICMP.
-        wait = min(float(request.get("wait", 0.0)), MAX_WAIT)
-        capture.read_until(time.monotonic() + wait, request.get("count"))
+        capture.read_until(time.monotonic() + request.wait, request.count)
         capture.read_available()
         capture.close()
-        self._answer(request, "captured", dropped=capture.dropped,
+        packets = capture.packets
+        if not self.caller.root:  # only the flows this agent opened and sent
+            packets = self.own.keep(packets)
+        self._answer(ident, request, dropped=capture.dropped,
                      unattributed=capture.unattributed, packets=[
             {"time_ns": p.time_ns, "interface": p.interface, "direction": p.direction,
-             "data": p.data.hex()} for p in capture.packets])
+             "data": p.data.hex()} for p in packets])
 
     # -- the host --------------------------------------------------------------------
 
-    def _counters(self, request: dict[str, Any]) -> None:
-        self._answer(request, "counters", counters=read_counters())
+    def _counters(self, ident: int | None, request: messages.Counters) -> None:
+        self._answer(ident, request, counters=read_counters())
 
-    def _sysctl(self, request: dict[str, Any]) -> None:
+    def _sysctl(self, ident: int | None, request: messages.Sysctl) -> None:
         """Read a net.* sysctl; write one only inside a private network namespace."""
-        name = str(request["name"])
-        if not name.startswith("net.") or ".." in name or "/" in name:
-            raise ValueError(f"sysctl {name!r}: only net.* settings are served")
+        name = request.name
         if not osnet.current().proc_sys:
-            self._answer(request, "sysctl", ok=False, errno="ENOENT", value=None,
+            self._answer(ident, request, ok=False, errno="ENOENT", value=None,
                          reason=osnet.unavailable("proc_sys"))
             return
         path = "/proc/sys/" + name.replace(".", "/")
         old: str | None = None
+        if not self.caller.root:
+            try:
+                if not os.stat(path).st_mode & stat.S_IROTH:
+                    raise Refused(f"sysctl {name} is readable by root only")
+            except OSError:
+                pass  # answered below like any other caller's
         try:
             with open(path, encoding="ascii") as current:
-                old = current.read().strip()
+                old = current.read(4096).strip()
         except PermissionError:
-            if request.get("value") is None:  # write-only, like net.ipv4.route.flush
-                self._answer(request, "sysctl", ok=False, errno="EACCES", value=None)
+            if request.value is None:  # write-only, like net.ipv4.route.flush
+                self._answer(ident, request, ok=False, errno="EACCES", value=None)
                 return
-        except OSError as exc:
-            self._answer(request, "sysctl", ok=False, errno=errno_name(exc), value=None)
+        except (OSError, UnicodeDecodeError) as exc:
+            number = errno_name(exc) if isinstance(exc, OSError) else "EIO"
+            self._answer(ident, request, ok=False, errno=number, value=None)
             return
-        if request.get("value") is None:
-            self._answer(request, "sysctl", ok=True, errno=None, value=old)
+        if request.value is None:
+            self._answer(ident, request, ok=True, errno=None, value=old)
             return
         if not in_lab_netns():
-            self._answer(request, "sysctl", ok=False, errno="EPERM", value=old,
+            self._answer(ident, request, ok=False, errno="EPERM", value=old,
                          reason="the agent does not run in a lab namespace (hdp-*); no "
                                 "other settings are changed")
             return
         try:
             with open(path, "w", encoding="ascii") as setting:
-                setting.write(str(request["value"]))
+                setting.write(request.value)
         except OSError as exc:
-            self._answer(request, "sysctl", ok=False, errno=errno_name(exc), value=old)
+            self._answer(ident, request, ok=False, errno=errno_name(exc), value=old)
             return
-        self._answer(request, "sysctl", ok=True, errno=None, value=str(request["value"]),
-                     old=old)
+        self._answer(ident, request, ok=True, errno=None, value=request.value, old=old)
 
-    def _source(self, request: dict[str, Any]) -> None:
+    def _source(self, ident: int | None, request: messages.Source) -> None:
         try:
-            src = rawsock.source_address_for(str(request["dst"]), int(request["family"]))
+            src = rawsock.source_address_for(request.dst, request.family)
         except OSError as exc:
-            self._answer(request, "source", address=None, errno=errno_name(exc))
+            self._answer(ident, request, address=None, errno=errno_name(exc))
             return
-        self._answer(request, "source", address=src, errno=None)
+        self._answer(ident, request, address=src, errno=None)
 
     def close(self) -> None:
         for sock in self.sockets.values():

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 
+from hdp.agent.install import InstallError, interpreter, survey
 from hdp.lab import netns
 from hdp.lab.errors import LabError
 from hdp.lab.state import running_labs
 
 LAB_TOKEN_ENV = "HDP_LAB_TOKEN"  # set by a pytest controller that brought a lab up
 _SWITCH = re.compile(r"lan[0-9]+")  # a link's switch namespace, not a host
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 def resolve_host(spec: str, environ: Mapping[str, str]) -> tuple[str, str, str]:
@@ -63,16 +61,18 @@ def resolve_host(spec: str, environ: Mapping[str, str]) -> tuple[str, str, str]:
 
 
 def python_command(namespace: str, args: list[str]) -> list[str]:
-    """This Python, inside `namespace`, importing this very hdp and pytest_hdp."""
-    current = os.environ.get("PYTHONPATH")
-    pythonpath = _PACKAGE_PARENT + (os.pathsep + current if current else "")
-    return ["ip", "netns", "exec", namespace, "env", f"PYTHONPATH={pythonpath}",
-            sys.executable, *args]
+    """This Python, isolated (-I: no PYTHONPATH, no working directory on sys.path), inside
+    `namespace`: it imports the installed hdp and pytest_hdp, and nothing planted."""
+    return ["ip", "netns", "exec", namespace, interpreter(), "-I", *args]
 
 
 def exec_python(spec: str, args: list[str]) -> None:
     """Replace this process with Python inside the lab host `spec`; returns only on error."""
     _, _, namespace = resolve_host(spec, os.environ)
+    try:
+        survey()  # a bare checkout: say so here, not in an xdist worker that never starts
+    except InstallError as exc:
+        raise LabError(str(exc)) from None
     command = python_command(namespace, args)
     try:
         os.execvp(command[0], command)

@@ -17,6 +17,7 @@ import pytest
 
 from hdp import osnet, rawsock
 from hdp.agent.icmp_watch import icmp_event, network_order_quote
+from hdp.agent.messages import UdpOpen
 from hdp.agent.socket_ops import _os_options, path_mtu, read_counters
 from hdp.capture import Capture
 from hdp.wire import icmp, ipv4
@@ -95,7 +96,7 @@ def test_caller_built_ipv6_headers_are_refused_as_unavailable():
 def test_dont_fragment_modes_map_to_dontfrag(family, mode, df):
     af = socket.AF_INET if family == 4 else socket.AF_INET6
     with socket.socket(af, socket.SOCK_DGRAM) as sock:
-        _os_options(sock, family, {"pmtudisc": mode})
+        _os_options(sock, family, UdpOpen(family=family, pmtudisc=mode))
         level = socket.IPPROTO_IP if family == 4 else socket.IPPROTO_IPV6
         name = 28 if family == 4 else socket.IPV6_DONTFRAG  # IP_DONTFRAG: not in Python
         assert sock.getsockopt(level, name) == df
@@ -104,15 +105,15 @@ def test_dont_fragment_modes_map_to_dontfrag(family, mode, df):
 def test_options_macos_lacks_are_refused_not_misread():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         with pytest.raises(OSError) as want:
-            _os_options(sock, 4, {"pmtudisc": "want"})  # no path MTU discovery for UDP
+            _os_options(sock, 4, UdpOpen(family=4, pmtudisc="want"))  # no PMTU discovery for UDP
         assert want.value.errno == errno.ENOPROTOOPT
         with pytest.raises(OSError) as lite:
-            _os_options(sock, 4, {"send_cscov": 20})
+            _os_options(sock, 4, UdpOpen(family=4, protocol=136, send_cscov=20))
         assert lite.value.errno == errno.ENOPROTOOPT
         with pytest.raises(OSError) as linux_number:  # SO_NO_CHECK's number, at xnu's level
             sock.setsockopt(socket.SOL_SOCKET, 11, 1)
         assert linux_number.value.errno == errno.ENOPROTOOPT
-        _os_options(sock, 4, {"no_check": True})  # UDP_NOCKSUM
+        _os_options(sock, 4, UdpOpen(family=4, no_check=True))  # UDP_NOCKSUM
 
 
 def test_path_mtu_ipv6_only():

@@ -7,14 +7,17 @@ tell them apart, which is all a test on a busy host can count on.
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import re
 import sys
 from collections.abc import Iterator
 from ipaddress import ip_address
 
 import pytest
 
-from hdp.agent.launch import AgentClient, AgentError, AgentSpec
+from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.capture import fragments_of
 from hdp.endpoint import Endpoint
 from hdp.flow import Flow
@@ -99,8 +102,21 @@ def test_later_fragments_are_kept_by_their_first_in_arrival_order(endpoint: Endp
     assert {v.identification for v in fragments_of([p for _, p in seen.packets])} == {ident}
 
 
+def _answer_to_line(endpoint: Endpoint, line: bytes, ident: int) -> dict[str, object]:
+    """The agent's answer to a request line as a hostile caller could write it (a typed
+    request could not carry a bad flow); `ident` is far from the client's own ids."""
+    os.write(endpoint.agent._write_fd, line + b"\n")
+    event = endpoint.agent.next_event(lambda e: e.get("id") == ident, 5.0, endpoint.aside)
+    assert event is not None, "the agent did not answer"
+    return event
+
+
 def test_a_bad_flow_is_an_error_answer_naming_the_field(endpoint: Endpoint) -> None:
-    with pytest.raises(AgentError, match=r"flow: dport must be an integer 0\.\.65535"):
-        endpoint.call("capture-start", protocol=17, flow={"protocol": 17, "dport": 70000})
-    with pytest.raises(AgentError, match=r"flow: unknown key\(s\) port"):
-        endpoint.call("capture-start", protocol=17, flow={"protocol": 17, "port": 1})
+    ident = 1 << 40
+    for flow, reason in (({"protocol": 17, "dport": 70000},
+                          r"flow: dport must be an integer 0\.\.65535"),
+                         ({"protocol": 17, "port": 1}, r"flow: unknown key\(s\) port")):
+        line = json.dumps({"op": "capture-start", "id": ident, "protocol": 17, "flow": flow})
+        answer = _answer_to_line(endpoint, line.encode(), ident)
+        assert answer["event"] == "error" and re.search(reason, str(answer["message"]))
+        ident += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -97,8 +98,8 @@ def test_agent_over_ssh(sshd, monkeypatch):
     port, key = sshd
     monkeypatch.setenv("HDP_SSH_OPTIONS", f"-i {key} -o StrictHostKeyChecking=no "
                        "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
-    # The "remote" host is this one: run this checkout's hdp with this interpreter.
-    monkeypatch.setenv("HDP_REMOTE_PYTHON", f"env PYTHONPATH={ROOT} {sys.executable}")
+    # The "remote" host is this one: run the hdp installed for this interpreter.
+    monkeypatch.setenv("HDP_REMOTE_PYTHON", shlex.quote(sys.executable))
     started = time.monotonic()
     agent = AgentClient.start(AgentSpec.parse(f"ssh://root@127.0.0.1:{port}"))
     try:
@@ -121,15 +122,17 @@ def test_ssh_authentication_failure_is_one_line_with_ssh_stderr(sshd, monkeypatc
     assert "\n" not in message
 
 
-@pytest.mark.parametrize(("where", "tail"), [
-    ("host", ["host"]),
-    ("root@host:2222", ["-p", "2222", "root@host"]),
-    ("[::1]:22", ["-p", "22", "::1"]),
-    ("2001:db8:0:1:2:3:4:5", ["2001:db8:0:1:2:3:4:5"]),
+@pytest.mark.parametrize(("where", "options", "destination"), [
+    ("host", [], "host"),
+    ("root@host:2222", ["-p", "2222"], "root@host"),
+    ("[::1]:22", ["-p", "22"], "::1"),
+    ("2001:db8:0:1:2:3:4:5", [], "2001:db8:0:1:2:3:4:5"),
 ])
-def test_ssh_destinations(where, tail, monkeypatch):
+def test_ssh_destinations(where, options, destination, monkeypatch):
     monkeypatch.delenv("HDP_SSH_OPTIONS", raising=False)
     monkeypatch.delenv("HDP_REMOTE_PYTHON", raising=False)
     command = ssh_command(where)
     assert command[:4] == ["ssh", "-o", "BatchMode=yes", "-T"]
-    assert command[4:-4] == tail and command[-4:] == ["--", "python3", "-m", "hdp.agent"]
+    # `--` ends ssh's options before the destination; the remote command is one word
+    # that ssh hands to the remote shell as it is.
+    assert command[4:] == [*options, "--", destination, "python3 -I -m hdp.agent"]

@@ -147,6 +147,22 @@ def test_sieve_bounds_kept_and_held_packets() -> None:
     assert sieve.dropped == 1
 
 
+def test_sieve_bounds_the_bytes_kept_and_held_together() -> None:
+    sieve: Sieve[bytes] = Sieve(100, max_weight=10, weight=len)
+    key = (ip_address(A4), ip_address(B4), 17, 5)
+    assert sieve.offer(Verdict(hold=True, key=key), b"4444") == 0  # held: 4 of 10
+    assert sieve.offer(Verdict(keep=True), b"55555") == 1  # 9 of 10
+    assert sieve.offer(Verdict(hold=True, key=key), b"22") == 0  # would be 11: not held
+    assert sieve.unattributed == 1
+    assert sieve.offer(Verdict(keep=True), b"22") == 0  # would be 11: dropped
+    assert sieve.dropped == 1
+    # The held fragment was counted when held; its first fragment must still fit.
+    assert sieve.offer(Verdict(keep=True, key=key, admits=key), b"1") == 2
+    assert sieve.items() == [b"4444", b"55555", b"1"]
+    sieve.clear()
+    assert sieve.offer(Verdict(keep=True), b"0123456789") == 1  # cleared: room again
+
+
 @pytest.mark.parametrize(("request_flow", "complaint"), [
     ("17", "must be an object"),
     ({}, "needs a protocol"),
@@ -158,6 +174,8 @@ def test_sieve_bounds_kept_and_held_packets() -> None:
     ({"protocol": 17, "src": "::1", "dst": "127.0.0.1"}, "different address families"),
     ({"protocol": 17, "identifications": 5}, "identifications must be a list"),
     ({"protocol": 17, "identifications": [1 << 32]}, "identification must be an integer"),
+    ({"protocol": 17, "identifications": [[1]]}, "identification must be an integer"),
+    ({"protocol": 17, "dst": 2130706433}, "dst must be an IP address as text"),
     ({"protocol": 17, "identifications": list(range(5000))}, "at most 4096"),
     ({"protocol": 17, "bogus": 1}, "unknown key(s) bogus"),
 ])

@@ -1,0 +1,401 @@
+"""Every message of the agent protocol, defined once and used by both ends.
+
+Requests are frozen dataclasses (one per operation, `OP` its wire name, `ANSWER` the event
+that answers it) whose fields carry their bounds; the agent builds them with
+`parse_request` from each decoded line, the controller with their constructors, and
+`REQUESTS` is the table the agent dispatches on. Events are TypedDicts named after their
+``event`` field (`EVENTS`). hdp.agent.protocol puts both on the wire; nothing else knows
+the encoding.
+
+On the wire a request is ``{"op": OP, "id": N, ...fields}`` and an answer carries the same
+``id``. A request that does not match its definition, or that a limit or the caller's
+powers refuse, is answered ``{"event": "error", "id": N, "message": ...}``, and the agent
+keeps serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, TypedDict
+
+from hdp.agent.schema import Invalid, Items, Message, Parsed, Range, Text
+from hdp.flow import Flow
+from hdp.selection import PROTOCOL_MAX, PROTOCOL_MIN
+
+VERSION = 2
+
+# Hard limits, for every caller: the agent runs as root and serves whoever may start it.
+MAX_PROBES = 4096  # probes in one `send` request (the engine splits larger batches)
+MAX_PROBE_SIZE = 65535  # data bytes of one probe: more cannot be one IP datagram
+MAX_RUNS = 64
+MAX_SOCKETS = 256  # UDP sockets one agent holds open
+MAX_CAPTURES = 8  # captures running at once
+MAX_CAPTURE_PACKETS = 10_000  # packets one capture keeps
+MAX_CAPTURE_BYTES = 4 << 20  # bytes one capture keeps (its answer is hex: twice that)
+MAX_RAW_PACKETS = 1024  # packets in one `raw-send`
+MAX_DATAGRAM = 1 << 17
+MAX_RECEIVE = 4096  # datagrams one `udp-recv` waits for
+MAX_WAIT = 10.0  # seconds any request may hold the agent
+MAX_HANDLE = (1 << 53) - 1  # a handle or request id JSON carries exactly
+PRIVILEGED_PORTS = 1024  # binding below this needs a root caller
+
+U32 = Annotated[int, Range(0, (1 << 32) - 1)]
+Family = Literal[4, 6]
+Port = Annotated[int, Range(0, 65535)]
+Handle = Annotated[int, Range(1, MAX_HANDLE)]
+Seconds = Annotated[float, Range(0, MAX_WAIT)]
+# An address or a host name: never an option (no leading "-"), never a path.
+Host = Annotated[str, Text(255, r"[0-9A-Za-z_.:%][0-9A-Za-z_.:%-]*",
+                           "an address or host name")]
+Address = Annotated[str, Text(64, r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+                                   r"|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.-]+)?",
+                              "an IPv4 or IPv6 address")]
+Hex = Annotated[str, Text(2 * MAX_DATAGRAM, r"(?:[0-9a-fA-F]{2})*", "hex bytes")]
+Runs = Annotated[tuple[U32, ...], Items(MAX_RUNS)]
+Handles = Annotated[tuple[Handle, ...], Items(MAX_SOCKETS)]
+
+
+@dataclass(frozen=True)
+class Request(Message):
+    OP: ClassVar[str]
+    ANSWER: ClassVar[str]
+
+
+# -- raw probes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listen(Request):
+    """Open raw listeners (kept until `close`); arrivals tagged with `runs` are reported."""
+
+    OP, ANSWER = "listen", "listening"
+    family: Family
+    protocols: Annotated[tuple[Annotated[int, Range(0, 255)], ...], Items(256)]
+    runs: Runs = ()
+
+
+@dataclass(frozen=True)
+class Icmp(Request):
+    """Open an ICMP/ICMPv6 listener; errors quoting probes of `runs` become `icmp` events."""
+
+    OP, ANSWER = "icmp", "icmp-listening"
+    family: Family
+    runs: Runs = ()
+
+
+@dataclass(frozen=True)
+class ProbeSpec(Message):
+    """One probe of a `send`: the agent builds its bytes (tag, payload, header) itself."""
+
+    case: U32
+    family: Family
+    protocol: Annotated[int, Range(PROTOCOL_MIN, PROTOCOL_MAX)]
+    dst: Address
+    payload: Literal["hdp", "udp", "raw"] = "hdp"
+    size: Annotated[int, Range(0, MAX_PROBE_SIZE)] = 64
+    header_included: bool = False  # ICMP-only mode: the agent builds the IP header too
+    ident: U32 = 0  # IPv4 identification / IPv6 flow label of a header the agent builds
+    tos: Annotated[int, Range(0, 255)] = 0  # DSCP << 2 | ECN
+    df: bool | None = None  # None: kernel default; False: routers may fragment
+
+
+@dataclass(frozen=True)
+class Send(Request):
+    """Send every probe at once: one `sent` event a probe, then `send-done`."""
+
+    OP, ANSWER = "send", "send-done"
+    run: U32
+    probes: Annotated[tuple[ProbeSpec, ...], Items(MAX_PROBES)]
+
+
+@dataclass(frozen=True)
+class Stats(Request):
+    """Kernel receive-queue drops and arrival counts so far."""
+
+    OP, ANSWER = "stats", "stats"
+
+
+@dataclass(frozen=True)
+class Drain(Request):
+    """A barrier: report every packet a listener already holds, then answer."""
+
+    OP, ANSWER = "drain", "drained"
+
+
+@dataclass(frozen=True)
+class Close(Request):
+    """Close every raw listener and sender."""
+
+    OP, ANSWER = "close", "closed"
+
+
+@dataclass(frozen=True)
+class Shutdown(Request):
+    """Answer `bye` and exit."""
+
+    OP, ANSWER = "shutdown", "bye"
+
+
+# -- UDP and UDP-Lite sockets ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peer(Message):
+    host: Host
+    port: Port
+
+
+@dataclass(frozen=True)
+class UdpOpen(Request):
+    """A UDP (17) or UDP-Lite (136) socket, bound and connected as asked."""
+
+    OP, ANSWER = "udp-open", "udp-opened"
+    family: Family
+    protocol: Literal[17, 136] = 17
+    bind: Host | None = None
+    port: Port = 0
+    connect: Peer | None = None
+    reuseaddr: bool = False
+    v6only: bool | None = None
+    rcvbuf: Annotated[int, Range(0, 1 << 26)] | None = None
+    sndbuf: Annotated[int, Range(0, 1 << 26)] | None = None
+    pmtudisc: Literal["dont", "want", "do"] | None = None
+    no_check: bool = False  # send with UDP checksum 0 (IPv4 only on Linux)
+    send_cscov: Port | None = None
+    recv_cscov: Port | None = None
+
+
+@dataclass(frozen=True)
+class UdpSend(Request):
+    """One datagram: `data` (hex) or `size` bytes of filler, to `dst`:`port` or the peer."""
+
+    OP, ANSWER = "udp-send", "udp-sent"
+    handle: Handle
+    size: Annotated[int, Range(0, MAX_DATAGRAM)] = 0
+    data: Hex | None = None
+    dst: Host | None = None
+    port: Port | None = None
+
+
+@dataclass(frozen=True)
+class UdpRecv(Request):
+    """Datagrams on `handles` until `count` arrived, one starting with `until`, or timeout."""
+
+    OP, ANSWER = "udp-recv", "udp-received"
+    handles: Handles = ()
+    handle: Handle | None = None
+    count: Annotated[int, Range(1, MAX_RECEIVE)] = 1
+    timeout: Seconds = 1.0
+    bufsize: Annotated[int, Range(1, MAX_DATAGRAM)] = MAX_DATAGRAM
+    until: Annotated[str, Text(128, r"(?:[0-9a-fA-F]{2})*", "hex bytes")] | None = None
+
+
+@dataclass(frozen=True)
+class UdpInfo(Request):
+    """A socket's address, port and (connected) path MTU."""
+
+    OP, ANSWER = "udp-info", "udp-info"
+    handle: Handle
+
+
+@dataclass(frozen=True)
+class UdpClose(Request):
+    OP, ANSWER = "udp-close", "udp-closed"
+    handles: Handles = ()
+    handle: Handle | None = None
+
+
+# -- whole packets, captures, the host --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawSend(Request):
+    """Caller-built IP packets, header included, sent in order (root callers only)."""
+
+    OP, ANSWER = "raw-send", "raw-sent"
+    family: Family
+    dst: Address
+    packets: Annotated[tuple[Hex, ...], Items(MAX_RAW_PACKETS)]
+
+
+@dataclass(frozen=True)
+class CaptureStart(Request):
+    """Capture what reaches `interface` (all when None), kept if it matches the filter:
+    `protocol` and `hosts` first, then, when given, the one exchange `flow` (hdp.flow)."""
+
+    OP, ANSWER = "capture-start", "capture-started"
+    flow: Annotated[Flow, Parsed(Flow.from_request, Flow.to_request)] | None = None
+    interface: Annotated[str, Text(15, r"[0-9A-Za-z_.:@-]+", "an interface name")] | None = None
+    protocol: Annotated[int, Range(0, 255)] | None = None
+    hosts: Annotated[tuple[Address, ...], Items(16)] = ()
+    incoming_only: bool = True
+
+
+@dataclass(frozen=True)
+class CaptureStop(Request):
+    """Stop a capture, after waiting up to `wait` seconds for `count` packets in all."""
+
+    OP, ANSWER = "capture-stop", "captured"
+    handle: Handle
+    wait: Seconds = 0.0
+    count: Annotated[int, Range(0, MAX_CAPTURE_PACKETS)] | None = None
+
+
+@dataclass(frozen=True)
+class Counters(Request):
+    """The kernel's IP/UDP counters (/proc/net/snmp, snmp6)."""
+
+    OP, ANSWER = "counters", "counters"
+
+
+@dataclass(frozen=True)
+class Sysctl(Request):
+    """Read a net.* sysctl; write one only inside a lab's network namespace."""
+
+    OP, ANSWER = "sysctl", "sysctl"
+    name: Annotated[str, Text(128, r"net(?:\.[0-9A-Za-z_-]+)+",
+                              "a net.* name: only net.* settings are served")]
+    value: Annotated[str, Text(256, r"[ -~\t]*", "printable text")] | None = None
+
+
+@dataclass(frozen=True)
+class Source(Request):
+    """The source address the host's routing picks toward `dst`."""
+
+    OP, ANSWER = "source", "source"
+    dst: Address
+    family: Family
+
+
+REQUESTS: dict[str, type[Request]] = {cls.OP: cls for cls in (
+    Listen, Icmp, Send, Stats, Drain, Close, Shutdown, UdpOpen, UdpSend, UdpRecv, UdpInfo,
+    UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source)}
+
+Ident = Annotated[int, Range(0, MAX_HANDLE)]
+
+
+def parse_request(data: dict[str, Any]) -> tuple[int | None, Request]:
+    """(id, request) from a decoded line; Invalid names the field and the limit."""
+    ident = data.get("id")
+    if ident is not None and (type(ident) is not int or not 0 <= ident <= MAX_HANDLE):
+        raise Invalid(f"id: give an integer 0..{MAX_HANDLE} or null")
+    op = data.get("op")
+    cls = REQUESTS.get(op) if isinstance(op, str) else None
+    if cls is None:
+        shown = op[:40] if isinstance(op, str) else op if op is None else type(op).__name__
+        raise Invalid(f"unknown op {shown!r}: give one of {', '.join(REQUESTS)}")
+    fields = {k: v for k, v in data.items() if k not in ("op", "id")}
+    try:
+        return ident, cls.from_json(fields, f"{cls.OP}: ")
+    except Invalid:
+        raise
+    except (TypeError, ValueError) as exc:  # e.g. a field the dataclass itself refuses
+        raise Invalid(f"{cls.OP}: {exc}") from None
+
+
+def request_json(ident: int, request: Request) -> dict[str, Any]:
+    """The wire form of a request: op and id first, fields left at None omitted."""
+    fields = {k: v for k, v in request.to_json().items() if v is not None}
+    return {"op": request.OP, "id": ident, **fields}
+
+
+# -- events ---------------------------------------------------------------------------
+# Each event is a JSON object whose "event" names its type below. Events that answer a
+# request carry its "id"; `arrival`, `icmp` and `sent` carry the run and case instead.
+
+
+class Ready(TypedDict):
+    event: Literal["ready"]
+    version: int
+    pid: int
+    platform: dict[str, str]
+    raw: bool
+    raw_error: str | None
+    caller: Literal["root", "user"]  # "user": started through sudo by a non-root user
+    hdp: str  # the directory of the hdp package the agent imported
+
+
+class ErrorEvent(TypedDict):
+    event: Literal["error"]
+    id: int | None
+    message: str
+
+
+class Sent(TypedDict):
+    event: Literal["sent"]
+    run: int
+    case: int
+    ok: bool
+    stage: str | None  # socket | send
+    errno: str | None
+    bytes: int | None
+    time_ns: int | None
+    src: str | None
+    icmp_possible: bool  # False: no ICMP error can come back for it (hdp.agent.sending)
+
+
+class Arrival(TypedDict):
+    """A packet carrying the tag of a listened-for run (see server.arrival_event)."""
+
+    event: Literal["arrival"]
+    run: int | None
+    case: int | None
+    probe: int | None
+    family: int
+    wire_protocol: int
+    src: str
+    dst: str | None
+    length: int
+    intact: bool
+    kernel_time_ns: int | None
+
+
+class IcmpEvent(TypedDict):
+    """An ICMP error quoting a probe (see icmp_watch.icmp_event)."""
+
+    event: Literal["icmp"]
+    family: int
+    type: int
+    code: int
+    run: int | None
+    case: int | None
+
+
+class Answer(TypedDict, total=False):
+    """The answer to a request: `event` is the request's ANSWER, `id` its id; the other
+    fields per request are listed in ANSWER_FIELDS."""
+
+    event: str
+    id: int | None
+
+
+ANSWER_FIELDS: dict[str, tuple[str, ...]] = {
+    "listening": ("family", "opened", "refused"),
+    "icmp-listening": ("family", "ok", "errno"),
+    "send-done": (),
+    "stats": ("drops", "arrivals", "foreign"),
+    "drained": (),
+    "closed": ("drops",),
+    "bye": (),
+    "udp-opened": ("ok", "handle", "address", "port", "stage", "errno"),
+    "udp-sent": ("ok", "errno", "bytes", "digest"),
+    "udp-received": ("datagrams",),
+    "udp-info": ("address", "port", "mtu", "unavailable"),
+    "udp-closed": (),
+    "raw-sent": ("results",),
+    "capture-started": ("ok", "errno", "handle"),  # and "reason" when not ok
+    "captured": ("dropped", "unattributed", "packets"),
+    "counters": ("counters",),
+    "sysctl": ("ok", "errno", "value"),
+    "source": ("address", "errno"),
+}
+EVENTS = ("ready", "error", "sent", "arrival", "icmp", *ANSWER_FIELDS)
+
+
+def is_answer(event: dict[str, Any]) -> bool:
+    """Whether `event` ends a request (its answer or an error), not a stream event."""
+    kind = event.get("event")
+    return kind == "error" or ("id" in event and kind in ANSWER_FIELDS)
+
+
+__all__ = ["REQUESTS", "Invalid", "Request", "parse_request", "request_json"]

@@ -1,0 +1,149 @@
+"""Who the agent serves, and what it may do for them.
+
+An agent runs as root for whoever may start it. A root caller (a root pytest, `hdp sweep`
+as root, a lab's own agents, ssh as root) gets every operation. A caller that reached
+root only through ``sudo`` gets what a probe run needs and no more: probes the agent
+builds itself (its own source address, its own tag), listeners that report only the
+runs it names, UDP sockets above port 1023, and captures that keep only the flows of
+the sockets and probes this agent itself opened and sent. Caller-built packets
+(`raw-send`) and privileged ports are refused with an `error` event.
+
+Who called is read from SUDO_UID, which sudo sets to the invoking user's uid and which
+a caller cannot choose: sudo overwrites it whatever the caller's environment holds, and
+without sudo an unprivileged user cannot start a root process at all. Every other
+launcher starts agents with SUDO_UID removed from their environment (their caller is
+root, or is the agent's own user), so a root run that was itself started with sudo
+keeps its powers.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+
+from hdp.agent.schema import Invalid
+from hdp.capture import Captured
+from hdp.errors import DecodeError
+from hdp.wire import hdp as hdp_wire
+from hdp.wire import icmp, ipv4, ipv6
+
+CALLER_ENV = ("SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND")
+UDP_PROTOCOLS = (17, 136)
+_REMEMBERED = 1 << 16  # header-included probes kept for matching ICMP quotes
+
+
+class Refused(Invalid):
+    """A request this caller may not make, or one over a limit; the text says which."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    root: bool
+    uid: int | None  # the sudo caller's uid when not root
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Caller:
+        sudo_uid = environ.get("SUDO_UID")
+        if sudo_uid is None or sudo_uid == "0":
+            return cls(True, None)
+        return cls(False, int(sudo_uid) if sudo_uid.isdigit() else None)
+
+    @property
+    def name(self) -> str:
+        return "root" if self.root else "user"
+
+    def require_root(self, what: str) -> None:
+        if not self.root:
+            raise Refused(f"{what} needs a root caller: this agent serves uid {self.uid} "
+                          "through sudo (run the controller as root for it)")
+
+
+def environment_without_caller() -> dict[str, str]:
+    """This process's environment for an agent it starts itself (see the module doc)."""
+    return {k: v for k, v in os.environ.items() if k not in CALLER_ENV}
+
+
+@dataclass
+class OwnFlows:
+    """What this agent opened and sent: the only traffic a non-root caller may see."""
+
+    endpoints: set[tuple[int, int]] = field(default_factory=set)  # (protocol, port)
+    runs: set[int] = field(default_factory=set)
+    quoted: collections.OrderedDict[tuple[str, int, int], None] = field(
+        default_factory=collections.OrderedDict)  # (dst, wire protocol, ident) of probes
+
+    def socket_opened(self, protocol: int, port: int) -> None:
+        if len(self.endpoints) < 1 << 16:
+            self.endpoints.add((protocol, port))
+
+    def probe_sent(self, run: int, dst: str, protocol: int, ident: int) -> None:
+        self.runs.add(run)
+        key = (str(ip_address(dst.split("%")[0])), protocol & 0xFF, ident)
+        self.quoted[key] = None
+        if len(self.quoted) > _REMEMBERED:
+            self.quoted.popitem(last=False)
+
+    def quote_is_ours(self, dst: str, protocol: int, ident: int | None) -> bool:
+        return ident is not None and (dst, protocol, ident) in self.quoted
+
+    def keep(self, packets: list[Captured]) -> list[Captured]:
+        """The packets of our own flows, and the later fragments of those packets."""
+        mine: list[Captured] = []
+        fragments: set[tuple[str, str, int, int]] = set()
+        later: list[tuple[Captured, tuple[str, str, int, int]]] = []
+        for packet in packets:
+            try:
+                verdict, key = self._classify(packet.data)
+            except (DecodeError, ValueError, IndexError):
+                continue  # unreadable: cannot prove it is ours, so it is not shown
+            if verdict:
+                mine.append(packet)
+                if key is not None:
+                    fragments.add(key)
+            elif key is not None:
+                later.append((packet, key))
+        kept = {id(p) for p in mine} | {id(p) for p, key in later if key in fragments}
+        return [p for p in packets if id(p) in kept]
+
+    def _classify(self, data: bytes) -> tuple[bool, tuple[str, str, int, int] | None]:
+        """(ours, fragment key): a later fragment cannot tell; its first fragment can."""
+        if data[0] >> 4 == 4:
+            header = ipv4.decode_header(data)
+            key = (str(header.src), str(header.dst), header.protocol, header.identification)
+            fragmented = header.mf or header.fragment_offset
+            if header.fragment_offset:
+                return False, key
+            body = data[header.header_length:]
+            return self._ours(header.protocol, body, 4), key if fragmented else None
+        packet = ipv6.decode(data)
+        f = packet.fragment
+        key6 = None if f is None else (str(packet.header.src), str(packet.header.dst),
+                                       f.next_header, f.identification)
+        if f is not None and f.fragment_offset:
+            return False, key6
+        return self._ours(packet.upper_protocol, bytes(packet.payload), 6), key6
+
+    def _ours(self, protocol: int, body: bytes, family: int) -> bool:
+        if protocol in UDP_PROTOCOLS and len(body) >= 4:
+            ports = (int.from_bytes(body[0:2], "big"), int.from_bytes(body[2:4], "big"))
+            if any((protocol, port) in self.endpoints for port in ports):
+                return True
+        if protocol in (1, 58):
+            return self._icmp_ours(body, family)
+        found = hdp_wire.find_tag(body)
+        return found is not None and found[1].tag is not None \
+            and found[1].tag.run_id in self.runs
+
+    def _icmp_ours(self, body: bytes, family: int) -> bool:
+        message = icmp.decode(body, family)
+        if not message.is_error:
+            return False
+        quoted = icmp.quoted_probe(message)
+        payload = bytes(quoted.payload)
+        if quoted.protocol not in (1, 58) and self._ours(quoted.protocol, payload, family):
+            return True  # a quote of our socket's datagram or of a tagged probe
+        ident = quoted.identification if family == 4 else quoted.flow_label
+        return self.quote_is_ours(str(quoted.dst), quoted.protocol, ident)
