@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hdp.address import LOOPBACK, is_loopback, literal_address
-from hdp.agent.launch import AgentClient, AgentSpec, split_ssh
+from hdp.agent.launch import AgentClient, AgentSpec, check_ssh_destination, split_ssh
 from hdp.case import Case
 from hdp.engine import BatchResult, Engine, resolve
 from hdp.errors import UsageError
@@ -74,6 +74,7 @@ def plan_target(text: str, families: Sequence[int]) -> Target:
     listener: str | None = None
     host = text
     if text.startswith("ssh://"):
+        check_ssh_destination(text[len("ssh://"):])
         listener = text
         host = split_ssh(text[len("ssh://"):])[0].rpartition("@")[2]
     literal = literal_address(host)
