@@ -229,6 +229,8 @@ class SocketOps:
         arrived, or `timeout` passed (bounded by MAX_WAIT)."""
         handles = request.handles or ((request.handle,) if request.handle else ())
         socks = {handle: self._socket(handle) for handle in handles}
+        if not socks:
+            raise Refused("give the handles of the sockets to receive on")
         bufsize = request.bufsize
         count = request.count
         until = bytes.fromhex(request.until) if request.until else None

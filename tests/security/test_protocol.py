@@ -1,0 +1,120 @@
+"""The message layer: every request defined once, checked, and answered; limits hold."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from hdp.agent import messages, protocol
+from hdp.agent.launch import AgentClient, AgentError, AgentSpec
+from hdp.agent.powers import Caller
+from hdp.agent.server import Agent
+from hdp.endpoint import Endpoint
+
+
+def test_every_operation_is_defined_documented_and_handled():
+    assert len(messages.REQUESTS) == 18
+    agent = Agent(*os.pipe())
+    for op, cls in messages.REQUESTS.items():
+        assert op == cls.OP and cls.ANSWER in messages.ANSWER_FIELDS
+        assert f"``{op}``" in (protocol.__doc__ or ""), f"{op} is not in the protocol doc"
+        assert cls in agent._handlers
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+    (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "nested deeper"),
+    # Brackets inside strings do not count, escaped quotes do not end a string.
+    (b'{"op":"stats","id":1,"x":"[[[[[[[[[[[[\\"]]]]"}', "unknown field"),
+    (b'{"op":"send","id":1,"run":-Infinity,"probes":[]}', "not a number JSON allows"),
+    (b'{"op":"send","id":1,"run":NaN,"probes":[]}', "not a number JSON allows"),
+    (b'{"op":"udp-recv","id":1,"timeout":1e400}', "beyond a double"),
+    (b'{"op":"send","id":1,"run":' + b"9" * 5000 + b',"probes":[]}', "digits"),
+    (b'{"op":"send","id":1,"run":4294967296,"probes":[]}', "out of range"),
+    (b'{"op":"send","id":2,"run":1,"probes":[{"case":0,"family":4,"protocol":253,'
+     b'"dst":"127.0.0.1","size":2147483648}]}', "out of range 0..65535"),
+    (b'{"op":"udp-open","id":1,"family":4,"port":true}', "expected an integer"),
+    (b'{"op":"udp-open","id":1,"family":"4"}', "give one of 4, 6"),
+    (b'{"op":"udp-send","id":1,"handle":1,"dst":"-oProxyCommand=x","port":1}', "not an address"),
+    (b'{"op":"sysctl","id":1,"name":"net/../../etc/shadow"}', "only net.*"),
+    (b'\xff\xfe{"op":"stats"}', "not UTF-8"),
+    (b'"just a string"', "expected a JSON object"),
+    (b'{"op":"reboot","id":1}', "unknown op"),
+])
+def test_hostile_lines_are_refused_with_a_reason(line, reason):
+    with pytest.raises(protocol.ProtocolError, match=reason):
+        protocol.decode_request(line)
+
+
+def test_nesting_check_matches_json_on_our_own_requests():
+    probe = messages.ProbeSpec(case=1, family=4, protocol=253, dst="127.0.0.1")
+    line = protocol.encode_request(7, messages.Send(run=3, probes=(probe,) * 500))
+    assert protocol.nesting_within(line, 3) and not protocol.nesting_within(line, 2)
+    assert protocol.decode_request(line.rstrip(b"\n")) == (7, messages.Send(3, (probe,) * 500))
+
+
+def test_an_overlong_line_is_dropped_as_it_arrives():
+    buffer = protocol.LineBuffer(max_line=10)
+    assert buffer.feed(b'{"a":1}\n{"b"') == [b'{"a":1}']
+    assert buffer.feed(b"x" * 20) == [None]  # reported once, as soon as it is over
+    assert buffer.feed(b"y" * 1000) == []  # the rest is skipped, not buffered
+    assert buffer.feed(b'zz\n{"c":3}\n') == [b'{"c":3}']
+
+
+@pytest.fixture
+def restricted() -> Iterator[Endpoint]:
+    """An in-process agent serving a non-root caller, as a sudo-started agent would."""
+    request_r, request_w = os.pipe()
+    event_r, event_w = os.pipe()
+    agent = Agent(request_r, event_w, Caller(root=False, uid=65534))
+    client = AgentClient(AgentSpec("inprocess"))
+    client.thread = threading.Thread(target=agent.serve, daemon=True)
+    client.thread.start()
+    client._write_fd = request_w
+    threading.Thread(target=client._pump_events, args=(event_r,), daemon=True).start()
+    client._await_ready(10, require_raw=False)
+    try:
+        yield Endpoint(client, "restricted")
+    finally:
+        client.close()
+        for fd in (request_r, event_w):
+            os.close(fd)
+
+
+def test_a_non_root_caller_hits_limits_and_missing_powers_as_error_events(restricted):
+    assert restricted.agent.ready["caller"] == "user"
+    with pytest.raises(AgentError, match=r"port 80 .* needs a root caller"):
+        restricted.open_udp(4, bind="127.0.0.1", port=80)
+    with pytest.raises(AgentError, match=r"raw-send .* needs a root caller"):
+        restricted.send_packets(4, "127.0.0.1", [b"\x45" + bytes(19)])
+    opened = [restricted.open_udp(4, bind="127.0.0.1") for _ in range(messages.MAX_SOCKETS)]
+    assert all(o.ok and o.port and o.port > 1023 for o in opened)
+    with pytest.raises(AgentError, match="256 UDP sockets are open, the limit"):
+        restricted.open_udp(4, bind="127.0.0.1")
+    restricted.close(*(o.handle for o in opened))
+    handles = [restricted.call(messages.CaptureStart(interface="lo"))["handle"]
+               for _ in range(messages.MAX_CAPTURES)]
+    with pytest.raises(AgentError, match="8 captures are running, the limit"):
+        restricted.call(messages.CaptureStart(interface="lo"))
+    for handle in handles:
+        restricted.call(messages.CaptureStop(handle=handle))
+    assert restricted.sysctl("net.ipv4.ip_forward")["ok"]
+
+
+def test_a_send_over_the_probe_limit_is_one_error_event():
+    agent = AgentClient.start(AgentSpec("inprocess"), require_raw=False)
+    try:
+        probe = {"case": 0, "family": 4, "protocol": 253, "dst": "127.0.0.1"}
+        line = json.dumps({"op": "send", "id": 5, "run": 1,
+                           "probes": [probe] * (messages.MAX_PROBES + 1)}).encode() + b"\n"
+        os.write(agent._write_fd, line)
+        event = agent.next_event(lambda e: e.get("id") == 5, 10, [])
+        assert event is not None and event["event"] == "error"
+        assert "4097 items are over the limit of 4096" in event["message"]
+        assert agent.alive()
+    finally:
+        agent.close()
