@@ -21,6 +21,11 @@ class Unavailable(AgentError):
     IPv6 header on macOS, say): the test cannot run there, which is no failure of it."""
 
 
+class AgentRefusal(AgentError):
+    """The agent will not do this for its caller: it needs a root caller (README
+    "Security model"), while the agent was started through sudo by another user."""
+
+
 @dataclass(frozen=True)
 class Opened:
     """A UDP socket on the endpoint, or why the OS refused it (`stage`: socket/bind/...)."""
@@ -76,7 +81,8 @@ class Endpoint:
         del self.aside[:-1000]  # bounded: only the latest matter to anyone
         if event is not None:
             if event.get("event") == "error":
-                raise AgentError(f"agent {self.agent.spec}: {event.get('message')}")
+                kind = AgentRefusal if event.get("needs") == "root" else AgentError
+                raise kind(f"agent {self.agent.spec}: {event.get('message')}")
             return event
         raise AgentError(f"agent {self.agent.spec} did not answer {op!r} within {answer_within:g} s"
                          f"{self.agent.stderr_note()}")

@@ -44,8 +44,8 @@ Family = Literal[4, 6]
 Port = Annotated[int, Range(0, 65535)]
 Handle = Annotated[int, Range(1, MAX_HANDLE)]
 Seconds = Annotated[float, Range(0, MAX_WAIT)]
-# An address or a host name: never an option (no leading "-"), never a path.
-Host = Annotated[str, Text(255, r"[0-9A-Za-z_.:%][0-9A-Za-z_.:%-]*",
+# An address or a host name ("" binds every address): never an option, never a path.
+Host = Annotated[str, Text(255, r"(?:[0-9A-Za-z_.:%][0-9A-Za-z_.:%-]*)?",
                            "an address or host name")]
 Address = Annotated[str, Text(64, r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
                                    r"|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.-]+)?",
@@ -315,10 +315,11 @@ class Ready(TypedDict):
     hdp: str  # the directory of the hdp package the agent imported
 
 
-class ErrorEvent(TypedDict):
+class ErrorEvent(TypedDict, total=False):
     event: Literal["error"]
     id: int | None
     message: str
+    needs: Literal["root"]  # present when only a root caller may make the request
 
 
 class Sent(TypedDict):

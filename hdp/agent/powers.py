@@ -36,7 +36,13 @@ _REMEMBERED = 1 << 16  # header-included probes kept for matching ICMP quotes
 
 
 class Refused(Invalid):
-    """A request this caller may not make, or one over a limit; the text says which."""
+    """A request this caller may not make, or one over a limit; the text says which.
+
+    `needs` is "root" when only a root caller may make it (the error event says so)."""
+
+    def __init__(self, message: str, needs: str | None = None) -> None:
+        super().__init__(message)
+        self.needs = needs
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Caller:
     def require_root(self, what: str) -> None:
         if not self.root:
             raise Refused(f"{what} needs a root caller: this agent serves uid {self.uid} "
-                          "through sudo (run the controller as root for it)")
+                          "through sudo (run the controller as root for it)", needs="root")
 
 
 def environment_without_caller() -> dict[str, str]:

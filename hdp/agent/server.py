@@ -156,12 +156,15 @@ class Agent:
         try:
             self._handlers[type(request)](ident, request)
         except messages.Invalid as exc:  # a limit, or a power this caller lacks
-            self._error(ident, f"{request.OP}: {exc}")
+            self._error(ident, f"{request.OP}: {exc}", getattr(exc, "needs", None))
         except Exception as exc:  # a request must not end the agent, whatever it hits
             self._error(ident, f"{request.OP}: {type(exc).__name__}: {exc}")
 
-    def _error(self, ident: int | None, message: str) -> None:
-        self.emit({"event": "error", "id": ident, "message": message})
+    def _error(self, ident: int | None, message: str, needs: str | None = None) -> None:
+        event: dict[str, Any] = {"event": "error", "id": ident, "message": message}
+        if needs is not None:
+            event["needs"] = needs  # e.g. "root": the caller lacks a power, not a bug
+        self.emit(event)
 
     def _listen(self, ident: int | None, request: messages.Listen) -> None:
         family = request.family
