@@ -178,6 +178,7 @@ class Agent:
             if isinstance(raw, rawsock.OsRefusal):
                 refused[str(proto)] = raw.errno_name
                 continue
+            raw.sock.setblocking(False)  # see _on_packet
             self.listeners[(family, proto)] = raw
             self.selector.register(raw.sock, selectors.EVENT_READ,
                                    lambda raw=raw: self._on_packet(raw))
@@ -194,13 +195,19 @@ class Agent:
             if isinstance(watch, rawsock.OsRefusal):
                 self._answer(ident, request, family=family, ok=False, errno=watch.errno_name)
                 return
+            watch.raw.sock.setblocking(False)  # see _on_packet
             self.icmp[family] = watch
             self.selector.register(watch.raw.sock, selectors.EVENT_READ,
                                    lambda w=watch: self._on_icmp(w))
         self._answer(ident, request, family=family, ok=True, errno=None)
 
     def _on_packet(self, raw: rawsock.RawSocket) -> None:
-        received = raw.receive()
+        # A drain earlier in the same select() batch may have read the packet this
+        # readiness was about: the socket is non-blocking, so that is no hang.
+        try:
+            received = raw.receive()
+        except BlockingIOError:
+            return
         if received.drops:
             self.drops[f"{raw.family}/{raw.protocol}"] = received.drops
         arrival = decode_arrival(received)
@@ -211,7 +218,10 @@ class Agent:
         self.emit(arrival_event(arrival))
 
     def _on_icmp(self, watch: Any) -> None:
-        event = watch.read(self.runs)
+        try:
+            event = watch.read(self.runs)
+        except BlockingIOError:
+            return
         if event is None:
             return
         if not self.caller.root and event.get("run") is None and not self.own.quote_is_ours(

@@ -14,13 +14,14 @@ from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.agent.powers import Caller
 from hdp.agent.server import Agent
 from hdp.endpoint import Endpoint
+from tests.conftest import RAW_FIX, RAW_V4
 
 
 def test_every_operation_is_defined_documented_and_handled():
     assert len(messages.REQUESTS) == 18
     agent = Agent(*os.pipe())
     for op, cls in messages.REQUESTS.items():
-        assert op == cls.OP and cls.ANSWER in messages.ANSWER_FIELDS
+        assert op == cls.OP and cls.ANSWER in messages.EVENTS
         assert f"``{op}``" in (protocol.__doc__ or ""), f"{op} is not in the protocol doc"
         assert cls in agent._handlers
 
@@ -118,3 +119,27 @@ def test_a_send_over_the_probe_limit_is_one_error_event():
         assert agent.alive()
     finally:
         agent.close()
+
+
+@pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+def test_a_readiness_that_a_drain_used_up_does_not_block_the_agent():
+    """epoll said "readable", a drain in the same batch read the packet: no hang."""
+    request_r, request_w = os.pipe()
+    event_r, event_w = os.pipe()
+    agent = Agent(request_r, event_w)
+    try:
+        agent.serve_line(protocol.encode_request(1, messages.Listen(4, (253,), (7,))))
+        key = next(k for k in agent.selector.get_map().values() if k.data is not None)
+        probe = messages.ProbeSpec(case=0, family=4, protocol=253, dst="127.0.0.1")
+        agent.serve_line(protocol.encode_request(2, messages.Send(7, (probe,))))
+        assert [k for k, _ in agent.selector.select(5) if k is key], "no arrival to read"
+        agent.serve_line(protocol.encode_request(3, messages.Drain()))  # reads it
+        stale = threading.Thread(target=key.data, daemon=True)  # what serve() does next
+        stale.start()
+        stale.join(5)
+        assert not stale.is_alive(), "the agent blocked on a packet the drain had read"
+        assert agent.arrivals == 1
+    finally:
+        agent._close_all()
+        for fd in (request_r, request_w, event_r, event_w):
+            os.close(fd)
