@@ -300,11 +300,50 @@ def request_json(ident: int, request: Request) -> dict[str, Any]:
 
 
 # -- events ---------------------------------------------------------------------------
-# Each event is a JSON object whose "event" names its type below. Events that answer a
-# request carry its "id"; `arrival`, `icmp` and `sent` carry the run and case instead.
+# Each event is a JSON object whose "event" names its type. An event that answers a request
+# carries its "id"; `sent`, `arrival` and `icmp` carry the run and case instead. EVENTS
+# lists every field of every event: (always present, present only sometimes).
+
+EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # stream events
+    "ready": (("version", "pid", "platform", "raw", "raw_error", "caller", "hdp"), ()),
+    "error": (("id", "message"), ("needs",)),  # needs: "root" when only root may ask it
+    # icmp_possible, once the probe was handed to a socket: False when no ICMP error can
+    # come back for it (hdp.agent.sending), so a missing answer is `no-answer`
+    "sent": (("run", "case", "ok", "stage", "errno", "bytes", "time_ns", "src"),
+             ("icmp_possible",)),
+    "arrival": (("run", "case", "probe", "carrier", "family", "socket_protocol",
+                 "wire_protocol", "src", "dst", "ttl", "dscp", "ecn", "length", "intact",
+                 "kernel_time_ns", "hdp_time_ns", "fragment_offset", "more_fragments",
+                 "truncated", "error"), ()),
+    "icmp": (("family", "type", "code", "from", "mtu", "run", "case", "quoted_protocol",
+              "quoted_dst", "quoted_ident", "quoted_flow", "kernel_time_ns"), ()),
+    # answers, one per request (Request.ANSWER)
+    "listening": (("id", "family", "opened", "refused"), ()),
+    "icmp-listening": (("id", "family", "ok", "errno"), ()),
+    "send-done": (("id",), ()),
+    "stats": (("id", "drops", "arrivals", "foreign"), ()),
+    "drained": (("id",), ()),
+    "closed": (("id", "drops"), ()),
+    "bye": (("id",), ()),
+    "udp-opened": (("id", "ok", "stage", "errno"), ("handle", "address", "port")),
+    "udp-sent": (("id", "ok", "errno", "bytes", "digest"), ()),
+    "udp-received": (("id", "datagrams"), ()),
+    "udp-info": (("id", "address", "port", "mtu", "unavailable"), ()),  # why no mtu: OS
+    "udp-closed": (("id",), ()),
+    "raw-sent": (("id", "results"), ()),
+    "capture-started": (("id", "ok", "errno", "handle"), ("reason",)),  # reason: if not ok
+    "captured": (("id", "dropped", "unattributed", "packets"), ()),
+    "counters": (("id", "counters"), ()),
+    "sysctl": (("id", "ok", "errno", "value"), ("old", "reason")),
+    "source": (("id", "address", "errno"), ()),
+}
+ANSWERS = frozenset(cls.ANSWER for cls in REQUESTS.values())
 
 
 class Ready(TypedDict):
+    """The agent's first line."""
+
     event: Literal["ready"]
     version: int
     pid: int
@@ -315,88 +354,25 @@ class Ready(TypedDict):
     hdp: str  # the directory of the hdp package the agent imported
 
 
-class ErrorEvent(TypedDict, total=False):
-    event: Literal["error"]
-    id: int | None
-    message: str
-    needs: Literal["root"]  # present when only a root caller may make the request
-
-
-class Sent(TypedDict):
-    event: Literal["sent"]
-    run: int
-    case: int
-    ok: bool
-    stage: str | None  # socket | send
-    errno: str | None
-    bytes: int | None
-    time_ns: int | None
-    src: str | None
-    icmp_possible: bool  # False: no ICMP error can come back for it (hdp.agent.sending)
-
-
-class Arrival(TypedDict):
-    """A packet carrying the tag of a listened-for run (see server.arrival_event)."""
-
-    event: Literal["arrival"]
-    run: int | None
-    case: int | None
-    probe: int | None
-    family: int
-    wire_protocol: int
-    src: str
-    dst: str | None
-    length: int
-    intact: bool
-    kernel_time_ns: int | None
-
-
-class IcmpEvent(TypedDict):
-    """An ICMP error quoting a probe (see icmp_watch.icmp_event)."""
-
-    event: Literal["icmp"]
-    family: int
-    type: int
-    code: int
-    run: int | None
-    case: int | None
-
-
-class Answer(TypedDict, total=False):
-    """The answer to a request: `event` is the request's ANSWER, `id` its id; the other
-    fields per request are listed in ANSWER_FIELDS."""
-
-    event: str
-    id: int | None
-
-
-ANSWER_FIELDS: dict[str, tuple[str, ...]] = {
-    "listening": ("family", "opened", "refused"),
-    "icmp-listening": ("family", "ok", "errno"),
-    "send-done": (),
-    "stats": ("drops", "arrivals", "foreign"),
-    "drained": (),
-    "closed": ("drops",),
-    "bye": (),
-    "udp-opened": ("ok", "handle", "address", "port", "stage", "errno"),
-    "udp-sent": ("ok", "errno", "bytes", "digest"),
-    "udp-received": ("datagrams",),
-    "udp-info": ("address", "port", "mtu", "unavailable"),
-    "udp-closed": (),
-    "raw-sent": ("results",),
-    "capture-started": ("ok", "errno", "handle"),  # and "reason" when not ok
-    "captured": ("dropped", "unattributed", "packets"),
-    "counters": ("counters",),
-    "sysctl": ("ok", "errno", "value"),
-    "source": ("address", "errno"),
-}
-EVENTS = ("ready", "error", "sent", "arrival", "icmp", *ANSWER_FIELDS)
-
-
 def is_answer(event: dict[str, Any]) -> bool:
     """Whether `event` ends a request (its answer or an error), not a stream event."""
     kind = event.get("event")
-    return kind == "error" or ("id" in event and kind in ANSWER_FIELDS)
+    return kind == "error" or (kind in ANSWERS and "id" in event)
 
 
-__all__ = ["REQUESTS", "Invalid", "Request", "parse_request", "request_json"]
+def event_problem(event: dict[str, Any]) -> str | None:
+    """What is wrong with an event against EVENTS, or None: for tests and debugging."""
+    kind = event.get("event")
+    if kind not in EVENTS:
+        return f"unknown event {kind!r}"
+    always, sometimes = EVENTS[str(kind)]
+    keys = set(event) - {"event"}
+    if missing := set(always) - keys:
+        return f"{kind} lacks {sorted(missing)}"
+    if extra := keys - set(always) - set(sometimes):
+        return f"{kind} has undefined {sorted(extra)}"
+    return None
+
+
+__all__ = ["EVENTS", "REQUESTS", "Invalid", "Request", "event_problem", "is_answer",
+           "parse_request", "request_json"]

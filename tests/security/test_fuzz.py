@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -146,17 +147,25 @@ class FuzzedAgent:
         env = environment_without_caller()
         if caller_uid is not None:
             env["SUDO_UID"] = caller_uid  # as sudo would set it for that user
-        self.process = subprocess.Popen(
-            AgentSpec("userns").command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env, cwd="/")
+        command = AgentSpec("userns").command()
+        # -X faulthandler: a stalled agent dumps where it is stuck when we abort it.
+        command[-3:-3] = ["-X", "faulthandler"]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=env, cwd="/")
+        assert self.process.stdin is not None
+        self.stdin = self.process.stdin.fileno()  # written raw: no lock a stall could hold
         self.answers = 0
         self.target = 0  # wake the test when this many answers are in
         self.sent = 0
         self.kinds: Counter[str] = Counter()
+        self.undefined: Counter[str] = Counter()  # events that break their definition
         self.ready: dict[str, Any] = {}
+        self.stderr = b""
         self.changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._stderr = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr.start()
         with self.changed:
             self.changed.wait_for(lambda: self.ready or self.process.poll() is not None, 15)
 
@@ -164,6 +173,9 @@ class FuzzedAgent:
         assert self.process.stdout is not None
         for raw in self.process.stdout:
             event = json.loads(raw)
+            problem = messages.event_problem(event)
+            if problem is not None:
+                self.undefined[problem] += 1
             if event.get("event") == "ready":
                 with self.changed:
                     self.ready = event
@@ -186,7 +198,6 @@ class FuzzedAgent:
         self.sent += len(lines)
         with self.changed:
             target = self.target = self.answers + len(lines)
-        assert self.process.stdin is not None
         writer = threading.Thread(target=self._write, args=(lines,), daemon=True)
         writer.start()
         with self.changed:
@@ -194,17 +205,25 @@ class FuzzedAgent:
                 lambda: self.answers >= target or self.process.poll() is not None,
                 ANSWER_WITHIN)
         assert self.process.poll() is None, f"the agent died: {self.process.returncode}"
-        assert done, f"{target - self.answers} of {len(lines)} lines unanswered"
+        if not done:
+            self.process.send_signal(signal.SIGABRT)  # faulthandler: its stack on stderr
+            self._stderr.join(10)
+            pytest.fail(f"{target - self.answers} of {len(lines)} lines unanswered within "
+                        f"{ANSWER_WITHIN:g} s; the agent was at:\n"
+                        f"{self.stderr.decode(errors='replace')[-3000:]}")
         writer.join(5)
 
     def _write(self, lines: list[bytes]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"\n".join(lines) + b"\n")
-        self.process.stdin.flush()
+        data = memoryview(b"\n".join(lines) + b"\n")
+        try:
+            while data:
+                data = data[os.write(self.stdin, data):]
+        except OSError:
+            pass  # the agent is gone: the test says so
 
     def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
+        assert self.process.stdin is not None
+        self.process.stdin.close()  # end of input: the agent shuts down
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
@@ -238,6 +257,7 @@ def fuzzed(request: pytest.FixtureRequest) -> Iterator[FuzzedAgent]:
                      f"{seconds:.1f} s ({agent.answers / max(seconds, 1e-9):,.0f}/s), "
                      f"{agent.kinds['error']} errors\n")
     assert alive
+    assert not agent.undefined, agent.undefined.most_common(5)
 
 
 @settings(max_examples=EXAMPLES, deadline=None,
