@@ -173,6 +173,13 @@ def check_target(target: str, origin: str) -> None:
         if not rest or "/" in rest:
             raise pytest.UsageError(f"{origin}: invalid target {target!r}: give "
                                     "ssh://[user@]host or netns://NAME")
+        if target.startswith("ssh://"):
+            from hdp.agent.launch import check_ssh_destination
+
+            try:
+                check_ssh_destination(rest)  # the same check as --agent and hdp sweep
+            except UsageError as exc:
+                raise pytest.UsageError(f"{origin}: {exc}") from None
         return
     if "://" in target:
         raise pytest.UsageError(f"{origin}: unknown target scheme in {target!r}: give a host, "
