@@ -72,23 +72,26 @@ def environment_without_caller() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in CALLER_ENV}
 
 
+WILDCARDS = ("0.0.0.0", "::")
+
+
 @dataclass
 class OwnFlows:
     """What this agent opened and sent: the only traffic a non-root caller may see."""
 
-    endpoints: set[tuple[int, int]] = field(default_factory=set)  # (protocol, port)
+    # (protocol, port) -> the local addresses of our sockets there ("0.0.0.0"/"::": any)
+    endpoints: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     runs: set[int] = field(default_factory=set)
     quoted: collections.OrderedDict[tuple[str, int, int], None] = field(
         default_factory=collections.OrderedDict)  # (dst, wire protocol, ident) of probes
 
-    def socket_opened(self, protocol: int, port: int) -> None:
+    def socket_opened(self, protocol: int, address: str, port: int) -> None:
         if len(self.endpoints) < 1 << 16:
-            self.endpoints.add((protocol, port))
+            self.endpoints.setdefault((protocol, port), set()).add(_plain(address))
 
     def probe_sent(self, run: int, dst: str, protocol: int, ident: int) -> None:
         self.runs.add(run)
-        key = (str(ip_address(dst.split("%")[0])), protocol & 0xFF, ident)
-        self.quoted[key] = None
+        self.quoted[(_plain(dst), protocol & 0xFF, ident)] = None
         if len(self.quoted) > _REMEMBERED:
             self.quoted.popitem(last=False)
 
@@ -97,45 +100,46 @@ class OwnFlows:
 
     def keep(self, packets: list[Captured]) -> list[Captured]:
         """The packets of our own flows, and the later fragments of those packets."""
-        mine: list[Captured] = []
-        fragments: set[tuple[str, str, int, int]] = set()
+        firsts: set[tuple[str, str, int, int]] = set()
         later: list[tuple[Captured, tuple[str, str, int, int]]] = []
+        kept: set[int] = set()
         for packet in packets:
             try:
-                verdict, key = self._classify(packet.data)
+                ours, key = self._classify(packet.data)
             except (DecodeError, ValueError, IndexError):
                 continue  # unreadable: cannot prove it is ours, so it is not shown
-            if verdict:
-                mine.append(packet)
+            if ours:
+                kept.add(id(packet))
                 if key is not None:
-                    fragments.add(key)
+                    firsts.add(key)
             elif key is not None:
                 later.append((packet, key))
-        kept = {id(p) for p in mine} | {id(p) for p, key in later if key in fragments}
+        kept.update(id(packet) for packet, key in later if key in firsts)
         return [p for p in packets if id(p) in kept]
 
     def _classify(self, data: bytes) -> tuple[bool, tuple[str, str, int, int] | None]:
         """(ours, fragment key): a later fragment cannot tell; its first fragment can."""
         if data[0] >> 4 == 4:
-            header = ipv4.decode_header(data)
-            key = (str(header.src), str(header.dst), header.protocol, header.identification)
-            fragmented = header.mf or header.fragment_offset
-            if header.fragment_offset:
+            h = ipv4.decode_header(data)
+            src, dst = str(h.src), str(h.dst)
+            key = (src, dst, h.protocol, h.identification) if h.mf or h.fragment_offset \
+                else None
+            if h.fragment_offset:
                 return False, key
-            body = data[header.header_length:]
-            return self._ours(header.protocol, body, 4), key if fragmented else None
+            return self._ours(h.protocol, src, dst, data[h.header_length:], 4), key
         packet = ipv6.decode(data)
+        src, dst = str(packet.header.src), str(packet.header.dst)
         f = packet.fragment
-        key6 = None if f is None else (str(packet.header.src), str(packet.header.dst),
-                                       f.next_header, f.identification)
+        key6 = None if f is None else (src, dst, f.next_header, f.identification)
         if f is not None and f.fragment_offset:
             return False, key6
-        return self._ours(packet.upper_protocol, bytes(packet.payload), 6), key6
+        return self._ours(packet.upper_protocol, src, dst, bytes(packet.payload), 6), key6
 
-    def _ours(self, protocol: int, body: bytes, family: int) -> bool:
+    def _ours(self, protocol: int, src: str, dst: str, body: bytes, family: int) -> bool:
         if protocol in UDP_PROTOCOLS and len(body) >= 4:
-            ports = (int.from_bytes(body[0:2], "big"), int.from_bytes(body[2:4], "big"))
-            if any((protocol, port) in self.endpoints for port in ports):
+            ends = ((src, int.from_bytes(body[0:2], "big")),
+                    (dst, int.from_bytes(body[2:4], "big")))
+            if any(self._is_endpoint(protocol, address, port) for address, port in ends):
                 return True
         if protocol in (1, 58):
             return self._icmp_ours(body, family)
@@ -143,13 +147,27 @@ class OwnFlows:
         return found is not None and found[1].tag is not None \
             and found[1].tag.run_id in self.runs
 
+    def _is_endpoint(self, protocol: int, address: str, port: int) -> bool:
+        addresses = self.endpoints.get((protocol, port))
+        return addresses is not None and (address in addresses
+                                          or any(w in addresses for w in WILDCARDS))
+
     def _icmp_ours(self, body: bytes, family: int) -> bool:
         message = icmp.decode(body, family)
         if not message.is_error:
             return False
         quoted = icmp.quoted_probe(message)
-        payload = bytes(quoted.payload)
-        if quoted.protocol not in (1, 58) and self._ours(quoted.protocol, payload, family):
+        if quoted.protocol not in (1, 58) and self._ours(
+                quoted.protocol, str(quoted.src), str(quoted.dst), bytes(quoted.payload),
+                family):
             return True  # a quote of our socket's datagram or of a tagged probe
         ident = quoted.identification if family == 4 else quoted.flow_label
         return self.quote_is_ours(str(quoted.dst), quoted.protocol, ident)
+
+
+def _plain(address: str) -> str:
+    """An address as the packet decoders write it (no scope, compressed IPv6)."""
+    try:
+        return str(ip_address(address.split("%")[0]))
+    except ValueError:
+        return address

@@ -185,7 +185,7 @@ class SocketOps:
         handle = next(self._handles)
         self.sockets[handle] = sock
         name = sock.getsockname()
-        self.own.socket_opened(request.protocol, name[1])
+        self.own.socket_opened(request.protocol, name[0], name[1])
         self._answer(ident, request, ok=True, handle=handle, address=name[0], port=name[1],
                      stage=None, errno=None)
 
