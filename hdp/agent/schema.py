@@ -224,28 +224,28 @@ def _exact(kind: type) -> Check:
 
 
 def _int(bound: Range) -> Check:
-    low, high = bound.low, bound.high
-
     def check(value: Any, path: str) -> Any:
         if type(value) is not int:
             raise Invalid(f"{path}: expected an integer, got {_json_type(value)}")
-        if not low <= value <= high:
-            raise Invalid(f"{path}: {_short(value)} is out of range {low:g}..{high:g}")
-        return value
+        return _within(value, value, bound, path)
     return check
 
 
 def _float(bound: Range) -> Check:
-    low, high = bound.low, bound.high
-
     def check(value: Any, path: str) -> Any:
         if type(value) not in (int, float):
             raise Invalid(f"{path}: expected a number, got {_json_type(value)}")
         number = float(value) if type(value) is float or abs(value) < 1 << 53 else math.inf
-        if not (math.isfinite(number) and low <= number <= high):
-            raise Invalid(f"{path}: {_short(value)} is out of range {low:g}..{high:g}")
-        return number
+        if not math.isfinite(number):
+            raise Invalid(f"{path}: {_short(value)} is not a finite number")
+        return _within(number, value, bound, path)
     return check
+
+
+def _within(number: float, value: Any, bound: Range, path: str) -> Any:
+    if not bound.low <= number <= bound.high:
+        raise Invalid(f"{path}: {_short(value)} is out of range {bound.low:g}..{bound.high:g}")
+    return number
 
 
 def _text(bound: Text) -> Check:

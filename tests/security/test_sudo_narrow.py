@@ -48,6 +48,11 @@ def test_the_rule_names_one_exact_command(narrow_rule):
 
 
 def test_unprivileged_pytest_delivers_through_the_narrow_rule(narrow_rule):
+    # The unprivileged process itself may not open a raw socket...
+    denied = as_nobody(sys.executable, "-I", "-c",
+                       "from hdp import rawsock; rawsock.check_privilege(4)")
+    assert denied.returncode != 0 and "CAP_NET_RAW" in denied.stderr
+    # ...yet its test run delivers, through the one agent command sudoers allows it.
     with shared_directory() as work:
         (work / "test_delivery.py").write_text(DELIVERY)
         result = as_nobody(sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
