@@ -143,3 +143,29 @@ def test_a_readiness_that_a_drain_used_up_does_not_block_the_agent():
         agent._close_all()
         for fd in (request_r, request_w, event_r, event_w):
             os.close(fd)
+
+
+@pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+def test_the_engine_splits_a_batch_over_the_probe_limit(monkeypatch):
+    from hdp.case import Case
+    from hdp.engine import Engine
+    from hdp.verdict import Outcome, judge
+
+    monkeypatch.setattr(messages, "MAX_PROBES", 10)
+    agent = AgentClient.start(AgentSpec("inprocess"))
+    sends: list[int] = []
+    original = agent.request
+
+    def counting(request: messages.Request) -> int:
+        if isinstance(request, messages.Send):
+            sends.append(len(request.probes))
+        return original(request)
+
+    monkeypatch.setattr(agent, "request", counting)
+    try:
+        cases = [Case("127.0.0.1", 4, p) for p in range(230, 255)]
+        result = Engine(agent, {"127.0.0.1": agent}).run(cases, timeout=2)
+    finally:
+        agent.close()
+    assert sends == [10, 10, 5]
+    assert {judge(o).outcome for o in result.observations} == {Outcome.DELIVERED}
