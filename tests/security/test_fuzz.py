@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -232,9 +233,11 @@ class FuzzedAgent:
 
 
 def _userns_works() -> bool:
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        return False
     probe = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"],
                            capture_output=True)
-    return sys.platform.startswith("linux") and probe.returncode == 0
+    return probe.returncode == 0
 
 
 pytestmark = pytest.mark.skipif(not _userns_works(),

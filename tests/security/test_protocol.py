@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -86,6 +87,9 @@ def restricted() -> Iterator[Endpoint]:
             os.close(fd)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="captures need Linux AF_PACKET")
+@pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
 def test_a_non_root_caller_hits_limits_and_missing_powers_as_error_events(restricted):
     assert restricted.agent.ready["caller"] == "user"
     with pytest.raises(AgentError, match=r"port 80 .* needs a root caller"):
