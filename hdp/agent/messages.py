@@ -3,14 +3,14 @@
 Requests are frozen dataclasses (one per operation, `OP` its wire name, `ANSWER` the event
 that answers it) whose fields carry their bounds; the agent builds them with
 `parse_request` from each decoded line, the controller with their constructors, and
-`REQUESTS` is the table the agent dispatches on. Events are TypedDicts named after their
-``event`` field (`EVENTS`). hdp.agent.protocol puts both on the wire; nothing else knows
-the encoding.
+`REQUESTS` is the table the agent dispatches on. `EVENTS` lists every event the agent
+writes, named by its ``event`` field, with its fields. hdp.agent.protocol puts both on the
+wire; nothing else knows the encoding.
 
-On the wire a request is ``{"op": OP, "id": N, ...fields}`` and an answer carries the same
+On the wire a request is ``{"op": OP, "id": N, ...fields}`` and its answer carries the same
 ``id``. A request that does not match its definition, or that a limit or the caller's
-powers refuse, is answered ``{"event": "error", "id": N, "message": ...}``, and the agent
-keeps serving.
+powers refuse, is answered ``{"event": "error", "id": N, "message": ...}`` (with
+``"needs": "root"`` when only a root caller may ask it), and the agent keeps serving.
 """
 
 from __future__ import annotations

@@ -10,27 +10,34 @@ the sockets and probes this agent itself opened and sent. Caller-built packets
 
 Who called is read from SUDO_UID, which sudo sets to the invoking user's uid and which
 a caller cannot choose: sudo overwrites it whatever the caller's environment holds, and
-without sudo an unprivileged user cannot start a root process at all. Every other
-launcher starts agents with SUDO_UID removed from their environment (their caller is
-root, or is the agent's own user), so a root run that was itself started with sudo
-keeps its powers.
+without a privilege tool an unprivileged user cannot start a root process at all.
+pkexec's PKEXEC_UID and doas's DOAS_USER are read the same way; any other tool that runs
+the agent as root (a setuid wrapper, say) makes its caller root in the agent's eyes.
+Every launcher but sudo starts agents with these variables removed from their
+environment (their caller is root, or is the agent's own user), so a root run that was
+itself started with sudo keeps its powers.
 """
 
 from __future__ import annotations
 
 import collections
 import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from typing import TYPE_CHECKING
 
 from hdp.agent.schema import Invalid
-from hdp.capture import Captured
 from hdp.errors import DecodeError
 from hdp.wire import hdp as hdp_wire
 from hdp.wire import icmp, ipv4, ipv6
 
-CALLER_ENV = ("SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND")
+if TYPE_CHECKING:
+    from hdp.capture import Captured
+
+CALLER_ENV = ("SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND", "PKEXEC_UID",
+              "DOAS_USER")
 UDP_PROTOCOLS = (17, 136)
 _REMEMBERED = 1 << 16  # header-included probes kept for matching ICMP quotes
 
@@ -52,10 +59,23 @@ class Caller:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Caller:
-        sudo_uid = environ.get("SUDO_UID")
-        if sudo_uid is None or sudo_uid == "0":
-            return cls(True, None)
-        return cls(False, int(sudo_uid) if sudo_uid.isdigit() else None)
+        """Root unless a privilege tool says it ran the agent for another user; a value
+        that does not parse counts as another user (the safe side)."""
+        uid: int | None
+        for name in ("SUDO_UID", "PKEXEC_UID", "DOAS_USER"):
+            value = environ.get(name)
+            if value is None:
+                continue
+            if name == "DOAS_USER":
+                try:
+                    uid = pwd.getpwnam(value).pw_uid
+                except KeyError:
+                    uid = None
+            else:
+                uid = int(value) if value.isdigit() and len(value) < 12 else None
+            if uid != 0:
+                return cls(False, uid)
+        return cls(True, None)
 
     @property
     def name(self) -> str:

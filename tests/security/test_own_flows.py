@@ -1,4 +1,5 @@
-"""What a capture shows a caller that is not root: its own flows, nothing else.
+"""Who the agent takes its caller for, and what a capture shows one that is not root: its
+own flows, nothing else.
 
 Packets are built with the project's codecs and judged by the same policy the agent
 applies when such a caller stops a capture (hdp.agent.powers.OwnFlows).
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
 
-from hdp.agent.powers import OwnFlows
+import pytest
+
+from hdp.agent.powers import Caller, OwnFlows
 from hdp.capture import Captured
 from hdp.probe import PayloadKind, Probe, encode_probe
 from hdp.wire import icmp, ipv4, ipv6, udp
@@ -88,3 +91,16 @@ def test_tagged_probes_of_our_runs_and_quotes_of_our_headers_are_kept():
 
 def test_unreadable_packets_are_never_shown():
     assert OwnFlows().keep([_captured(b"\x45\x00"), _captured(b"\x60" + bytes(10))]) == []
+
+
+@pytest.mark.parametrize(("environ", "root", "uid"), [
+    ({}, True, None),
+    ({"SUDO_UID": "0"}, True, None),  # root itself went through sudo
+    ({"SUDO_UID": "65534"}, False, 65534),
+    ({"SUDO_UID": "x"}, False, None),  # unreadable: not root
+    ({"PKEXEC_UID": "1000"}, False, 1000),
+    ({"DOAS_USER": "nobody"}, False, 65534),
+    ({"DOAS_USER": "root"}, True, None),
+])
+def test_the_caller_is_root_unless_a_privilege_tool_says_otherwise(environ, root, uid):
+    assert Caller.from_environment(environ) == Caller(root, uid)
