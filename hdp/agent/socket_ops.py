@@ -349,12 +349,12 @@ class SocketOps:
             return
         path = "/proc/sys/" + name.replace(".", "/")
         old: str | None = None
-        if not self.caller.root:
-            try:
-                if not os.stat(path).st_mode & stat.S_IROTH:
-                    raise Refused(f"sysctl {name} is readable by root only")
-            except OSError:
-                pass  # answered below like any other caller's
+        try:
+            private = not os.stat(path).st_mode & stat.S_IROTH  # e.g. a TCP Fast Open key
+        except OSError:
+            private = False  # answered below, like any other caller's
+        if private:
+            self.caller.require_root(f"reading sysctl {name} (readable by root only)")
         try:
             with open(path, encoding="ascii") as current:
                 old = current.read(4096).strip()

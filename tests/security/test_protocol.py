@@ -108,6 +108,8 @@ def test_a_non_root_caller_hits_limits_and_missing_powers_as_error_events(restri
     for handle in handles:
         restricted.call(messages.CaptureStop(handle=handle))
     assert restricted.sysctl("net.ipv4.ip_forward")["ok"]
+    with pytest.raises(AgentError, match="readable by root only"):
+        restricted.sysctl("net.ipv4.tcp_fastopen_key")
 
 
 def test_a_send_over_the_probe_limit_is_one_error_event():
