@@ -2,10 +2,11 @@
 
 A field's type is a plain annotation plus bounds, e.g. ``Annotated[int, Range(0, 65535)]``
 or ``Annotated[tuple[int, ...], Items(512)]``; `Message.from_json` checks a decoded JSON
-object against them and builds the dataclass, or raises `Invalid` naming the field and
-the limit. Checkers are compiled once per class, so a request with thousands of probes
-costs a few microseconds a probe. The model is h11's ``_events.py``: the message types
-validate what they are made of, so nothing downstream sees an unchecked value.
+object against them and builds the dataclass, or raises `Invalid` naming the field (as
+``probes[3].size``) and the limit. Checkers are compiled once per class and build no text
+unless they refuse, so a request with thousands of probes costs a few microseconds a
+probe. The model is h11's ``_events.py``: the message types validate what they are made
+of, so nothing downstream sees an unchecked value.
 """
 
 from __future__ import annotations
@@ -16,16 +17,26 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from hdp.errors import HdpError
 
 M = TypeVar("M", bound="Message")
-Check = Callable[[Any, str], Any]  # (value, field path) -> the value to keep, or Invalid
+Check = Callable[[Any], Any]  # a JSON value -> the value to keep; Invalid if it is not one
 
 
 class Invalid(HdpError, ValueError):
     """A message that does not match its definition; the text names the field and why."""
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.reason = reason
+        self.path = path
+
+    def within(self, segment: str) -> Invalid:
+        """The same refusal, one level further out (`segment` is a field or `[index]`)."""
+        inner = self.path if not self.path or self.path.startswith("[") else f".{self.path}"
+        return Invalid(self.reason, segment + inner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,37 +74,46 @@ class Parsed:
     write: Callable[[Any], Any]
 
 
-class Message:
-    """Base of the request types: `from_json` validates, `to_json` writes plain JSON."""
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    checks: dict[str, Check]
+    required: frozenset[str]
+    defaults: dict[str, Any]
+    # fields holding messages, tuples or Parsed values: how to_json writes each one
+    nested: dict[str, Callable[[Any], Any]]
 
-    _checks: ClassVar[dict[str, tuple[Check, bool]]]
+
+class Message:
+    """Base of the message types: `from_json` validates, `to_json` writes plain JSON."""
 
     @classmethod
-    def from_json(cls: type[M], data: Any, where: str = "") -> M:
-        if not isinstance(data, dict):
-            raise Invalid(f"{where or cls.__name__}: expected an object, "
-                          f"got {_json_type(data)}")
-        checks = _compiled(cls)
-        values = {}
+    def from_json(cls: type[M], data: Any) -> M:
+        if type(data) is not dict:
+            raise Invalid(f"expected an object, got {_json_type(data)}")
+        spec = _compiled(cls)
+        if unknown := data.keys() - spec.checks.keys():
+            raise Invalid(f"unknown field (known: {', '.join(sorted(spec.checks))})",
+                          min(unknown)[:40])
+        if missing := spec.required - data.keys():
+            raise Invalid("missing", min(missing))
+        values = dict(spec.defaults)
+        checks = spec.checks
         for key, value in data.items():
-            entry = checks.get(key)
-            if entry is None:
-                raise Invalid(f"{where}{_key(key)}: unknown field (known: "
-                              f"{', '.join(sorted(checks))})")
-            values[key] = entry[0](value, f"{where}{key}")
-        for key, (_, required) in checks.items():
-            if required and key not in values:
-                raise Invalid(f"{where}{key}: missing")
-        return cls(**values)
+            try:
+                values[key] = checks[key](value)
+            except Invalid as exc:
+                raise exc.within(key) from None
+        # Checked field by field above: skip the frozen dataclass's own __init__, which
+        # would set them one by one again (this is the agent's hot path for `send`).
+        message = object.__new__(cls)
+        message.__dict__.update(values)
+        return message
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        writers = _writers(type(self))
-        for item in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, item.name)
-            writer = writers.get(item.name)
-            out[item.name] = _plain(value) if writer is None or value is None \
-                else writer(value)
+        out = dict(self.__dict__)
+        for name, write in _compiled(type(self)).nested.items():
+            if out[name] is not None:
+                out[name] = write(out[name])
         return out
 
 
@@ -105,55 +125,52 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _key(key: Any) -> str:
-    return key[:40] if isinstance(key, str) else repr(key)
-
-
 def _json_type(value: Any) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
              int: "a number", float: "a number", type(None): "null"}
     return names.get(type(value), type(value).__name__)
 
 
-_COMPILED: dict[type, dict[str, tuple[Check, bool]]] = {}
+_COMPILED: dict[type, _Compiled] = {}
 
 
-def _compiled(cls: type) -> dict[str, tuple[Check, bool]]:
-    checks = _COMPILED.get(cls)
-    if checks is None:
+def _compiled(cls: type) -> _Compiled:
+    spec = _COMPILED.get(cls)
+    if spec is None:
         hints = typing.get_type_hints(cls, include_extras=True)
-        checks = {}
-        for item in dataclasses.fields(cls):
-            required = (item.default is dataclasses.MISSING
-                        and item.default_factory is dataclasses.MISSING)
-            checks[item.name] = (_checker(hints[item.name]), required)
-        _COMPILED[cls] = checks
-    return checks
-
-
-_WRITERS: dict[type, dict[str, Callable[[Any], Any]]] = {}
-
-
-def _writers(cls: type) -> dict[str, Callable[[Any], Any]]:
-    """The `Parsed.write` of each field that has one."""
-    writers = _WRITERS.get(cls)
-    if writers is None:
-        hints = typing.get_type_hints(cls, include_extras=True)
-        writers = {}
-        for item in dataclasses.fields(cls):
-            parsed = _parsed(hints[item.name])
-            if parsed is not None:
-                writers[item.name] = parsed.write
-        _WRITERS[cls] = writers
-    return writers
+        fields = dataclasses.fields(cls)
+        spec = _Compiled(
+            checks={f.name: _checker(hints[f.name]) for f in fields},
+            required=frozenset(f.name for f in fields
+                               if f.default is dataclasses.MISSING),
+            defaults={f.name: f.default for f in fields
+                      if f.default is not dataclasses.MISSING},
+            nested={f.name: _writer(hints[f.name]) for f in fields
+                    if _parsed(hints[f.name]) or _holds_structure(hints[f.name])})
+        _COMPILED[cls] = spec
+    return spec
 
 
 def _parsed(hint: Any) -> Parsed | None:
+    """The Parsed bound of a field (`Annotated[X, Parsed(..)]`, or that `| None`)."""
     if get_origin(hint) in (Union, types.UnionType):
         hint = next(o for o in get_args(hint) if o is not type(None))
     if get_origin(hint) is Annotated:
         return next((b for b in get_args(hint)[1:] if isinstance(b, Parsed)), None)
     return None
+
+
+def _writer(hint: Any) -> Callable[[Any], Any]:
+    parsed = _parsed(hint)
+    return _plain if parsed is None else parsed.write
+
+
+def _holds_structure(hint: Any) -> bool:
+    if get_origin(hint) is Annotated:
+        hint = get_args(hint)[0]
+    if get_origin(hint) in (Union, types.UnionType):
+        return any(_holds_structure(option) for option in get_args(hint))
+    return get_origin(hint) is tuple or (isinstance(hint, type) and issubclass(hint, Message))
 
 
 def _checker(hint: Any) -> Check:
@@ -171,14 +188,14 @@ def _checker(hint: Any) -> Check:
         if bounds:
             raise TypeError(f"write Annotated[X, ...] | None, not {hint!r} with bounds")
         inner = _checker(next(o for o in get_args(hint) if o is not type(None)))
-        return lambda v, path: None if v is None else inner(v, path)
+        return lambda v: None if v is None else inner(v)
     if origin is Literal:
         allowed = get_args(hint)
         return _choice(allowed)
     if origin is tuple:
         return _items(_checker(get_args(hint)[0]), _bound(bounds, Items))
     if isinstance(hint, type) and issubclass(hint, Message):
-        return lambda v, path: hint.from_json(v, f"{path}.")
+        return hint.from_json
     if hint is bool:
         return _exact(bool)
     if hint is int:
@@ -191,11 +208,11 @@ def _checker(hint: Any) -> Check:
 
 
 def _read(parsed: Parsed) -> Check:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         try:
             return parsed.read(value)
         except ValueError as exc:
-            raise Invalid(f"{path}: {exc}") from None
+            raise Invalid(str(exc)) from None
     return check
 
 
@@ -207,44 +224,44 @@ def _bound(bounds: tuple[Any, ...], kind: type) -> Any:
 
 
 def _choice(allowed: tuple[Any, ...]) -> Check:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         # bool is an int in Python: True must not pass for 1.
         if type(value) not in (str, int) or value not in allowed:
-            raise Invalid(f"{path}: give one of {', '.join(map(str, allowed))}")
+            raise Invalid(f"give one of {', '.join(map(str, allowed))}")
         return value
     return check
 
 
 def _exact(kind: type) -> Check:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not kind:
-            raise Invalid(f"{path}: expected a {kind.__name__}, got {_json_type(value)}")
+            raise Invalid(f"expected a {kind.__name__}, got {_json_type(value)}")
         return value
     return check
 
 
 def _int(bound: Range) -> Check:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not int:
-            raise Invalid(f"{path}: expected an integer, got {_json_type(value)}")
-        return _within(value, value, bound, path)
+            raise Invalid(f"expected an integer, got {_json_type(value)}")
+        return _within(value, value, bound)
     return check
 
 
 def _float(bound: Range) -> Check:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) not in (int, float):
-            raise Invalid(f"{path}: expected a number, got {_json_type(value)}")
+            raise Invalid(f"expected a number, got {_json_type(value)}")
         number = float(value) if type(value) is float or abs(value) < 1 << 53 else math.inf
         if not math.isfinite(number):
-            raise Invalid(f"{path}: {_short(value)} is not a finite number")
-        return _within(number, value, bound, path)
+            raise Invalid(f"{_short(value)} is not a finite number")
+        return _within(number, value, bound)
     return check
 
 
-def _within(number: float, value: Any, bound: Range, path: str) -> Any:
+def _within(number: float, value: Any, bound: Range) -> Any:
     if not bound.low <= number <= bound.high:
-        raise Invalid(f"{path}: {_short(value)} is out of range {bound.low:g}..{bound.high:g}")
+        raise Invalid(f"{_short(value)} is out of range {bound.low:g}..{bound.high:g}")
     return number
 
 
@@ -252,14 +269,13 @@ def _text(bound: Text) -> Check:
     limit = bound.max_length
     pattern = re.compile(bound.pattern) if bound.pattern else None
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not str:
-            raise Invalid(f"{path}: expected a string, got {_json_type(value)}")
+            raise Invalid(f"expected a string, got {_json_type(value)}")
         if len(value) > limit:
-            raise Invalid(f"{path}: a string of {len(value)} characters is over the "
-                          f"limit of {limit}")
+            raise Invalid(f"a string of {len(value)} characters is over the limit of {limit}")
         if pattern is not None and not pattern.fullmatch(value):
-            raise Invalid(f"{path}: {value[:60]!r} is not {bound.what or 'allowed here'}")
+            raise Invalid(f"{value[:60]!r} is not {bound.what or 'allowed here'}")
         return value
     return check
 
@@ -267,12 +283,20 @@ def _text(bound: Text) -> Check:
 def _items(inner: Check, bound: Items) -> Check:
     limit = bound.max_items
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not list:
-            raise Invalid(f"{path}: expected an array, got {_json_type(value)}")
+            raise Invalid(f"expected an array, got {_json_type(value)}")
         if len(value) > limit:
-            raise Invalid(f"{path}: {len(value)} items are over the limit of {limit}")
-        return tuple(inner(item, f"{path}[{i}]") for i, item in enumerate(value))
+            raise Invalid(f"{len(value)} items are over the limit of {limit}")
+        try:
+            return tuple(map(inner, value))
+        except Invalid:
+            for index, item in enumerate(value):  # the refusal path only: say which
+                try:
+                    inner(item)
+                except Invalid as exc:
+                    raise exc.within(f"[{index}]") from None
+            raise
     return check
 
 
