@@ -149,6 +149,7 @@ class AgentClient:
         self.thread: threading.Thread | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._write_fd = -1
+        self._stderr_thread: threading.Thread | None = None
         self._closed = False
         self.exited = threading.Event()
 
@@ -216,8 +217,9 @@ class AgentClient:
             assert self.process.stdin and self.process.stdout and self.process.stderr
             self._write_fd = self.process.stdin.fileno()
             read_fd = self.process.stdout.fileno()
-            threading.Thread(target=self._pump_stderr, args=(self.process.stderr,),
-                             daemon=True).start()
+            self._stderr_thread = threading.Thread(
+                target=self._pump_stderr, args=(self.process.stderr,), daemon=True)
+            self._stderr_thread.start()
         threading.Thread(target=self._pump_events, args=(read_fd,), daemon=True).start()
 
     def _await_ready(self, timeout: float, require_raw: bool) -> None:
@@ -266,6 +268,9 @@ class AgentClient:
             if self.process is None:
                 os.close(fd)
             code = self.process.wait() if self.process is not None else 0
+            if self._stderr_thread is not None:
+                # Its last words (why ssh or sudo refused) belong in the exit's message.
+                self._stderr_thread.join(2.0)
             self.exited.set()
             self._put({"event": "exit", "returncode": code, "stderr": self.stderr_tail()})
 
