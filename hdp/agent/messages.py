@@ -340,7 +340,8 @@ EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "udp-closed": (("id",), ()),
     "raw-sent": (("id", "results"), ()),
     "capture-started": (("id", "ok", "errno", "handle"), ("reason",)),  # reason: if not ok
-    "captured": (("id", "dropped", "unattributed", "packets"), ()),
+    "captured": (("id", "dropped", "unattributed", "packets"),
+                 ("limit",)),  # limit: which one, if hit
     "counters": (("id", "counters"), ()),
     "sysctl": (("id", "ok", "errno", "value"), ("old", "reason")),
     "source": (("id", "address", "errno"), ()),

@@ -330,8 +330,13 @@ class SocketOps:
         packets = capture.packets
         if not self.caller.root:  # only the flows this agent opened and sent
             packets = self.own.keep(packets)
+        # Over a limit the capture keeps what it has and counts the rest: the answer
+        # says so rather than turn into an error that would lose what was seen.
+        limit = {} if not capture.dropped else {"limit": (
+            f"a capture keeps at most {messages.MAX_CAPTURE_PACKETS} packets and "
+            f"{messages.MAX_CAPTURE_BYTES >> 20} MiB; {capture.dropped} more were dropped")}
         self._answer(ident, request, dropped=capture.dropped,
-                     unattributed=capture.unattributed, packets=[
+                     unattributed=capture.unattributed, **limit, packets=[
             {"time_ns": p.time_ns, "interface": p.interface, "direction": p.direction,
              "data": p.data.hex()} for p in packets])
 

@@ -175,3 +175,24 @@ def test_the_engine_splits_a_batch_over_the_probe_limit(monkeypatch):
         agent.close()
     assert sends == [10, 10, 5]
     assert {judge(o).outcome for o in result.observations} == {Outcome.DELIVERED}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="captures need Linux AF_PACKET")
+@pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+def test_a_capture_over_its_limit_keeps_what_it_has_and_says_which_limit(monkeypatch):
+    monkeypatch.setattr(messages, "MAX_CAPTURE_PACKETS", 3)
+    end = Endpoint(AgentClient.start(AgentSpec("inprocess")), "local")
+    here = "127.83.69.67"  # an address of this test's own, on loopback
+    try:
+        sender, receiver = end.open_udp(4, bind=here), end.open_udp(4, bind=here)
+        started = end.call(messages.CaptureStart(interface="lo", protocol=17, hosts=(here,)))
+        for _ in range(6):
+            end.send(sender.handle, data=b"over-the-limit", dst=here, port=receiver.port)
+        assert len(end.receive(receiver.handle, count=6, timeout=2)) == 6
+        stopped = end.call(messages.CaptureStop(handle=started["handle"], wait=1.0, count=6))
+    finally:
+        end.agent.close()
+    # Whoever else's packets may be among them, the capture kept 3 and counted the rest.
+    assert len(stopped["packets"]) == 3 and stopped["dropped"] >= 3
+    assert "at most 3 packets" in stopped["limit"]
