@@ -14,40 +14,21 @@ from __future__ import annotations
 
 import socket
 from ipaddress import IPv4Address, IPv6Address
-from typing import Protocol
 
 from hdp import rawsock
+from hdp.agent.messages import ProbeSpec
 from hdp.osnet import current
 from hdp.wire import ipv4, ipv6
 
 
-class ProbeFields(Protocol):
-    """What of a probe request decides how it is sent (hdp.agent.server.ProbeRequest)."""
-
-    @property
-    def family(self) -> int: ...
-    @property
-    def protocol(self) -> int: ...
-    @property
-    def dst(self) -> str: ...
-    @property
-    def header_included(self) -> bool: ...
-    @property
-    def ident(self) -> int: ...
-    @property
-    def tos(self) -> int: ...
-    @property
-    def df(self) -> bool | None: ...
-
-
-def sender_key(probe: ProbeFields) -> tuple[int, int, bool]:
+def sender_key(probe: ProbeSpec) -> tuple[int, int, bool]:
     """The (family, protocol, header_included) of the socket that sends `probe`."""
     if probe.header_included and (probe.family == 4 or current().ipv6_hdrincl is not None):
         return (probe.family, rawsock.IPPROTO_RAW, True)
     return (probe.family, probe.protocol, False)
 
 
-def icmp_possible(probe: ProbeFields, sender: rawsock.RawSocket) -> bool:
+def icmp_possible(probe: ProbeSpec, sender: rawsock.RawSocket) -> bool:
     """False for an ICMP-only probe whose answer our own socket is bound to swallow: one
     sent on a socket of its own protocol to an address of this host."""
     if not probe.header_included or sender.header_included:
@@ -57,7 +38,7 @@ def icmp_possible(probe: ProbeFields, sender: rawsock.RawSocket) -> bool:
     return not is_local(probe.dst)
 
 
-def send_probe(sender: rawsock.RawSocket, probe: ProbeFields, src: str,
+def send_probe(sender: rawsock.RawSocket, probe: ProbeSpec, src: str,
                body: bytes) -> rawsock.SendResult:
     """Send `body` as `probe` asks: behind our own IP header on a header-included socket,
     else with the probe's TOS / traffic class and DF set for this one send."""
@@ -67,7 +48,7 @@ def send_probe(sender: rawsock.RawSocket, probe: ProbeFields, src: str,
 
 
 def _send_with_options(sender: rawsock.RawSocket, body: bytes,
-                       probe: ProbeFields) -> rawsock.SendResult:
+                       probe: ProbeSpec) -> rawsock.SendResult:
     """Send with the probe's TOS / traffic class and DF, then restore the socket's defaults.
 
     A DF mode the OS lacks is a refusal (ENOPROTOOPT), never another OS's option number.
@@ -98,7 +79,7 @@ def _send_with_options(sender: rawsock.RawSocket, body: bytes,
                                    control.values[control.default])
 
 
-def with_ip_header(probe: ProbeFields, src: str, body: bytes) -> bytes:
+def with_ip_header(probe: ProbeSpec, src: str, body: bytes) -> bytes:
     """The whole packet for a header-included send; ident marks the case in ICMP quotes."""
     wire = probe.protocol & 0xFF
     dscp, ecn = probe.tos >> 2, probe.tos & 3

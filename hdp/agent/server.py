@@ -29,7 +29,6 @@ from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
 from hdp.wire.hdp import ProbeTag
 
 DRAIN_LIMIT = 1 << 16  # packets one drain reads at most, so a flood cannot hold it
-ProbeRequest = ProbeSpec  # one probe of a `send` request, as the send helpers take it
 Handler = Callable[[Any, Any], None]  # (request id, typed request)
 
 
@@ -235,7 +234,7 @@ class Agent:
             self.emit(self._send_one(request.run, probe))
         self._answer(ident, request)
 
-    def _send_one(self, run: int, probe: ProbeRequest) -> dict[str, Any]:
+    def _send_one(self, run: int, probe: ProbeSpec) -> dict[str, Any]:
         event: dict[str, Any] = {"event": "sent", "run": run, "case": probe.case, "ok": False,
                                  "stage": None, "errno": None, "bytes": None, "time_ns": None,
                                  "src": None}
