@@ -229,6 +229,14 @@ def _read_v6(data: bytes) -> _Readable:
                      fragment.more_fragments, data[offset:end], malformed)
 
 
+def transport_ports(transport: bytes) -> tuple[int, int] | None:
+    """(source port, destination port): the first two 16-bit words of the transport header,
+    where UDP, UDP-Lite, TCP, SCTP, DCCP and HDP keep them; None when cut before them."""
+    if len(transport) < 4:
+        return None
+    return int.from_bytes(transport[:2], "big"), int.from_bytes(transport[2:4], "big")
+
+
 class FlowFilter:
     """Judges packets against one flow, remembering which datagrams' fragments are in."""
 
@@ -256,9 +264,10 @@ class FlowFilter:
         flow = self.flow
         if flow.sport is None and flow.dport is None:
             return True
-        if len(transport) < 4:
+        ports = transport_ports(transport)
+        if ports is None:
             return None
-        sport, dport = int.from_bytes(transport[:2], "big"), int.from_bytes(transport[2:4], "big")
+        sport, dport = ports
         return (flow.sport in (None, sport)) and (flow.dport in (None, dport))
 
     def _key(self, src: Address, dst: Address, protocol: int,

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING
 
 from hdp.agent.schema import Invalid
 from hdp.errors import DecodeError
+from hdp.flow import Address, read_packet, transport_ports
 from hdp.wire import hdp as hdp_wire
-from hdp.wire import icmp, ipv4, ipv6
+from hdp.wire import icmp
 
 if TYPE_CHECKING:
     from hdp.capture import Captured
@@ -40,6 +41,7 @@ CALLER_ENV = ("SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND", "PKEXEC_UID",
               "DOAS_USER")
 UDP_PROTOCOLS = (17, 136)
 _REMEMBERED = 1 << 16  # header-included probes kept for matching ICMP quotes
+FragmentOf = tuple[Address, Address, int, int]  # (src, dst, protocol, identification)
 
 
 class Refused(Invalid):
@@ -97,7 +99,12 @@ WILDCARDS = ("0.0.0.0", "::")
 
 @dataclass
 class OwnFlows:
-    """What this agent opened and sent: the only traffic a non-root caller may see."""
+    """What this agent opened and sent: the only traffic a non-root caller may see.
+
+    Judged packet by packet after the capture's own filters: a request's `flow` (hdp.flow)
+    has already cut the capture to one exchange, but the caller chose that flow (any
+    addresses, any IP identifications), so it proves nothing about whose packets they are.
+    """
 
     # (protocol, port) -> the local addresses of our sockets there ("0.0.0.0"/"::": any)
     endpoints: dict[tuple[int, int], set[str]] = field(default_factory=dict)
@@ -120,8 +127,8 @@ class OwnFlows:
 
     def keep(self, packets: list[Captured]) -> list[Captured]:
         """The packets of our own flows, and the later fragments of those packets."""
-        firsts: set[tuple[str, str, int, int]] = set()
-        later: list[tuple[Captured, tuple[str, str, int, int]]] = []
+        firsts: set[FragmentOf] = set()
+        later: list[tuple[Captured, FragmentOf]] = []
         kept: set[int] = set()
         for packet in packets:
             try:
@@ -137,30 +144,25 @@ class OwnFlows:
         kept.update(id(packet) for packet, key in later if key in firsts)
         return [p for p in packets if id(p) in kept]
 
-    def _classify(self, data: bytes) -> tuple[bool, tuple[str, str, int, int] | None]:
-        """(ours, fragment key): a later fragment cannot tell; its first fragment can."""
-        if data[0] >> 4 == 4:
-            h = ipv4.decode_header(data)
-            src, dst = str(h.src), str(h.dst)
-            key = (src, dst, h.protocol, h.identification) if h.mf or h.fragment_offset \
-                else None
-            if h.fragment_offset:
-                return False, key
-            return self._ours(h.protocol, src, dst, data[h.header_length:], 4), key
-        packet = ipv6.decode(data)
-        src, dst = str(packet.header.src), str(packet.header.dst)
-        f = packet.fragment
-        key6 = None if f is None else (src, dst, f.next_header, f.identification)
-        if f is not None and f.fragment_offset:
-            return False, key6
-        return self._ours(packet.upper_protocol, src, dst, bytes(packet.payload), 6), key6
+    def _classify(self, data: bytes) -> tuple[bool, FragmentOf | None]:
+        """(ours, fragment key): a later fragment cannot tell; its first fragment can.
+
+        A packet is read as hdp.flow reads it for a capture's flow (its addresses,
+        protocol, identification and transport header, however mangled what follows)."""
+        packet = read_packet(data)
+        ident = packet.identification
+        key = None if ident is None or not (packet.more or not packet.first) \
+            else (packet.src, packet.dst, packet.protocol, ident)
+        if not packet.first:
+            return False, key
+        return self._ours(packet.protocol, str(packet.src), str(packet.dst),
+                          packet.transport, packet.src.version), key
 
     def _ours(self, protocol: int, src: str, dst: str, body: bytes, family: int) -> bool:
-        if protocol in UDP_PROTOCOLS and len(body) >= 4:
-            ends = ((src, int.from_bytes(body[0:2], "big")),
-                    (dst, int.from_bytes(body[2:4], "big")))
-            if any(self._is_endpoint(protocol, address, port) for address, port in ends):
-                return True
+        ports = transport_ports(body) if protocol in UDP_PROTOCOLS else None
+        if ports is not None and (self._is_endpoint(protocol, src, ports[0])
+                                  or self._is_endpoint(protocol, dst, ports[1])):
+            return True
         if protocol in (1, 58):
             return self._icmp_ours(body, family)
         found = hdp_wire.find_tag(body)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
+from ipaddress import ip_address
 
 import pytest
 
@@ -15,6 +17,8 @@ from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.agent.powers import Caller
 from hdp.agent.server import Agent
 from hdp.endpoint import Endpoint
+from hdp.flow import Flow
+from hdp.wire import ipv4
 from tests.conftest import RAW_FIX, RAW_V4
 
 
@@ -196,3 +200,40 @@ def test_a_capture_over_its_limit_keeps_what_it_has_and_says_which_limit(monkeyp
     # Whoever else's packets may be among them, the capture kept 3 and counted the rest.
     assert len(stopped["packets"]) == 3 and stopped["dropped"] >= 3
     assert "at most 3 packets" in stopped["limit"]
+
+
+def _exchange_under_a_broad_flow(end: Endpoint, here: str) -> set[tuple[int, int]]:
+    """The (sport, dport) of each datagram `end`'s capture shows, under a flow naming only
+    the addresses, while its own sockets and two sockets of this process exchange one."""
+    mine, peer = end.open_udp(4, bind=here), end.open_udp(4, bind=here)
+    assert mine.port and peer.port
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        stranger.bind((here, 0))
+        listener.bind((here, 0))
+        broad = Flow(17, ip_address(here), ip_address(here))
+        with end.capture(broad, protocol=17, interface="lo", wait=2.0, count=2) as seen:
+            end.send(mine.handle, data=b"ours", dst=here, port=peer.port)
+            stranger.sendto(b"theirs", listener.getsockname())
+            assert listener.recv(64) == b"theirs"
+            assert end.receive(peer.handle, count=1, timeout=2)
+    end.close(mine.handle, peer.handle)
+    body = [ipv4.decode(packet).payload for _, packet in seen.packets]
+    found = {(int.from_bytes(b[:2], "big"), int.from_bytes(b[2:4], "big")) for b in body}
+    assert (mine.port, peer.port) in found
+    return found - {(mine.port, peer.port)}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="captures need Linux AF_PACKET")
+@pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+def test_a_flow_the_caller_chose_does_not_widen_what_a_non_root_caller_sees(restricted):
+    """A flow narrows a capture; it cannot show a non-root caller anyone else's packets,
+    though for a root caller the same flow lets in every datagram between its addresses."""
+    here = "127.83.69.68"  # an address of this test's own, on loopback
+    root = Endpoint(AgentClient.start(AgentSpec("inprocess")), "root")
+    try:
+        assert _exchange_under_a_broad_flow(root, here), "the flow kept no stranger for root"
+    finally:
+        root.agent.close()
+    assert _exchange_under_a_broad_flow(restricted, here) == set()
