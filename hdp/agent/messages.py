@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypedDict
 
-from hdp.agent.schema import Invalid, Items, Message, Parsed, Range, Text
+from hdp.agent.schema import Invalid, Items, Message, Parsed, Range, Text, compile_checks
 from hdp.flow import Flow
 from hdp.selection import PROTOCOL_MAX, PROTOCOL_MIN
 
@@ -279,6 +279,7 @@ class Source(Request):
 REQUESTS: dict[str, type[Request]] = {cls.OP: cls for cls in (
     Listen, Icmp, Send, Stats, Drain, Close, Shutdown, UdpOpen, UdpSend, UdpRecv, UdpInfo,
     UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source)}
+compile_checks(*REQUESTS.values())
 
 Ident = Annotated[int, Range(0, MAX_HANDLE)]
 

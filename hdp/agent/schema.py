@@ -134,6 +134,17 @@ def _json_type(value: Any) -> str:
 _COMPILED: dict[type, _Compiled] = {}
 
 
+def compile_checks(*classes: type[Message]) -> None:
+    """Compile the checks of `classes` (and of the messages they hold) now.
+
+    A bound names a module constant (``Range(0, MAX_CAPTURE_PACKETS)``) that is read
+    when the checks are compiled: compiled at import, every request is checked against
+    the bounds the module was defined with, not against whatever the constant holds when
+    the first request of that kind happens to arrive."""
+    for cls in classes:
+        _compiled(cls)
+
+
 def _compiled(cls: type) -> _Compiled:
     spec = _COMPILED.get(cls)
     if spec is None:
@@ -195,6 +206,7 @@ def _checker(hint: Any) -> Check:
     if origin is tuple:
         return _items(_checker(get_args(hint)[0]), _bound(bounds, Items))
     if isinstance(hint, type) and issubclass(hint, Message):
+        _compiled(hint)  # with its holder: its bounds are read at the same time
         return hint.from_json
     if hint is bool:
         return _exact(bool)
