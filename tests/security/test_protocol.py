@@ -47,6 +47,13 @@ def test_every_operation_is_defined_documented_and_handled():
     (b'{"op":"udp-open","id":1,"family":"4"}', "give one of 4, 6"),
     (b'{"op":"udp-send","id":1,"handle":1,"dst":"-oProxyCommand=x","port":1}', "not an address"),
     (b'{"op":"sysctl","id":1,"name":"net/../../etc/shadow"}', "only net.*"),
+    # The capture flow is checked by hdp.flow's one definition of a valid flow.
+    (b'{"op":"capture-start","id":1,"flow":{"protocol":17,"identifications":[[1]]}}',
+     r"flow: identification must be an integer"),
+    (b'{"op":"capture-start","id":1,"flow":{"protocol":17,"src":2130706433}}',
+     "flow: src must be an IP address as text"),
+    (b'{"op":"capture-start","id":1,"flow":{"protocol":17,"dport":70000}}',
+     r"flow: dport must be an integer 0\.\.65535"),
     (b'\xff\xfe{"op":"stats"}', "not UTF-8"),
     (b'"just a string"', "expected a JSON object"),
     (b'{"op":"reboot","id":1}', "unknown op"),
