@@ -16,7 +16,32 @@ Requests
     ``drain``, ``close``, ``shutdown``, ``udp-open``, ``udp-send``, ``udp-recv``,
     ``udp-info``, ``udp-close``, ``raw-send``, ``capture-start``, ``capture-stop``,
     ``counters``, ``sysctl``, ``source``: the fields, their bounds and the answer of each
-    are the dataclasses of hdp.agent.messages.
+    are the dataclasses of hdp.agent.messages, and every event's fields are its EVENTS.
+
+Fields with more to them than their type
+    ``capture-start`` ``flow``: the one exchange a capture keeps, ``{"protocol": 17,
+    "src": "198.18.0.2", "dst": "198.18.1.2", "sport": 40000, "dport": 5000,
+    "identifications": [..]}`` (null or absent: any; ``identifications``: the IP IDs of
+    packets the caller built, kept whatever their ports say). Only that flow's packets
+    are kept: its own, the later fragments of its datagrams, and ICMP errors quoting
+    them; ``protocol`` and ``hosts`` are a coarser filter applied first. What a valid
+    flow is, and how a packet is shown to be in it, is hdp.flow's. Without a flow every
+    packet of the protocol is kept, whoever's: for a private namespace. A caller that
+    is not root sees only its own flows, whatever flow it gives (hdp.agent.powers).
+    ``capture-started`` ``reason``: when not ok, why (``EAFNOSUPPORT``: no AF_PACKET on
+    this OS). ``captured`` ``unattributed``: packets too broken to show whose they are,
+    not kept; ``dropped``: matching packets past the capture's packet or byte limit,
+    which ``limit`` then names.
+    ``sent`` ``icmp_possible``: false for an ICMP-only probe that had to go out on a raw
+    socket of its own protocol to an address of this host (macOS has no IPV6_HDRINCL):
+    that socket takes the probe in, so no ICMP error can answer it and a missing answer
+    is ``no-answer``, not ``lost`` (hdp.agent.sending).
+    ``udp-info`` ``unavailable``: why ``mtu`` is null when the OS cannot tell a path MTU
+    (IPv4 on macOS), null when it can. ``sysctl`` ``reason``: why a setting was not read
+    or written (no /proc/sys on macOS, not a lab namespace).
+    ``udp-open`` options whose numbers differ between OSes (``pmtudisc``, ``no_check``,
+    ``send_cscov``, ``recv_cscov``) come from hdp.osnet's table; one the OS lacks fails
+    the open at stage ``setsockopt`` with ``ENOPROTOOPT``, never another OS's number.
 
 Hostile input
     The agent runs as root and reads whatever its caller writes. A line longer than
