@@ -198,8 +198,15 @@ class Engine:
         while True:
             now = time.monotonic()
             if bursts and now >= next_burst:
-                self.sender.request(messages.Send(run=run_id, probes=tuple(bursts.pop(0))))
-                pending_sends += 1
+                try:
+                    self.sender.request(messages.Send(run=run_id,
+                                                      probes=tuple(bursts.pop(0))))
+                except AgentError:
+                    # Gone since the last burst, its `exit` not read yet: that event
+                    # marks what was never sent (the hard deadline bounds the wait).
+                    bursts = []
+                else:
+                    pending_sends += 1
                 next_burst = now + ICMP_GAP
             if done == len(states) and not pending_sends:
                 if draining is None:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ import pytest
 
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.case import Case
-from hdp.engine import Engine
+from hdp.engine import ICMP_GAP, Engine
 from hdp.verdict import Outcome, judge
 from tests.conftest import LOOPBACK, RAW_FIX, RAW_V4
 
@@ -206,6 +207,29 @@ def test_sender_agent_killed_mid_sweep_still_yields_every_outcome():
     verdicts = [judge(o) for o in result.observations]
     unsent = [o for o, v in zip(result.observations, verdicts, strict=True)
               if v.outcome is Outcome.SEND_ERROR]
+    assert unsent and all("never sent" in (o.note or "") for o in unsent)
+
+
+def test_sender_agent_gone_before_the_next_burst_still_yields_every_outcome():
+    """Killed and reaped before the engine writes its next burst: the write fails before
+    the agent's exit is read, and still every case gets an outcome."""
+    sender = AgentClient.start(AgentSpec.parse("child"))
+    assert sender.process is not None
+
+    def kill_and_reap_on_first_progress(done: int, total: int) -> None:
+        if sender.process.poll() is None:
+            os.kill(sender.process.pid, signal.SIGKILL)
+            sender.process.wait()
+            time.sleep(ICMP_GAP)  # the next burst is due before any event is read
+
+    cases = [Case("127.0.0.1", 4, p) for p in range(0, 256)]
+    try:
+        result = Engine(sender, {"127.0.0.1": None}).run(
+            cases, timeout=0.5, progress=kill_and_reap_on_first_progress)
+    finally:
+        sender.close()
+    assert len(result.observations) == len(cases)
+    unsent = [o for o in result.observations if judge(o).outcome is Outcome.SEND_ERROR]
     assert unsent and all("never sent" in (o.note or "") for o in unsent)
 
 
