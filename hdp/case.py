@@ -20,6 +20,10 @@ class Case:
     # path MTU), True forces DF (path MTU discovery), False clears it (routers may cut).
     df: bool | None = None
     tos: int = 0  # DSCP << 2 | ECN the probe is marked with
+    ttl: int | None = None  # TTL / hop limit it leaves with; None: the kernel's default
+    # The bytes it carries after its headers and tag, as hex (plain JSON across processes);
+    # None: `size` bytes of filler.
+    data: str | None = None
 
     @property
     def id(self) -> str:
@@ -74,6 +78,7 @@ class Observation:
     listen_errno: str | None = None
     sent_bytes: int | None = None
     sent_src: str | None = None  # the source address the sender's kernel chose
+    sent_dst: str | None = None  # the address the probe was sent to
     sent_ttl: int = 64
     sent_dscp: int = 0
     sent_ecn: int = 0

@@ -11,23 +11,21 @@ from __future__ import annotations
 import contextlib
 import queue
 import random
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hdp.address import is_loopback
-from hdp.agent import messages
+from hdp.address import is_loopback, resolve
+from hdp.agent import messages, protocol
 from hdp.agent.launch import AgentClient, AgentError, Event
 from hdp.case import Case, Delivery, IcmpReport, Observation
 
-# getaddrinfo's error codes by name, so an unknown host is reported like an errno.
-_EAI_NAMES = {getattr(socket, n): n for n in dir(socket) if n.startswith("EAI_")}
 ACK_TIMEOUT = 10.0
 ICMP_BURST = 40  # Linux answers a burst of 50 ICMP errors, then 1000/s (icmp_msgs_*)
 ICMP_GAP = 0.05
+SEND_DATA = protocol.MAX_LINE // 2  # hex of probe data in one `send` request
 
 
 @dataclass
@@ -49,16 +47,22 @@ def listen_protocol(family: int, protocol: int) -> int | None:
     return None
 
 
-def resolve(target: str, family: int) -> tuple[str | None, str | None]:
-    """(address, None) or (None, error name) for `target` in `family`."""
-    af = socket.AF_INET if family == 4 else socket.AF_INET6
-    try:
-        info = socket.getaddrinfo(target, None, af, socket.SOCK_RAW)
-    except socket.gaierror as exc:
-        return None, _EAI_NAMES.get(exc.errno, "EAI_FAIL")
-    except UnicodeError:
-        return None, "EAI_NONAME"
-    return str(info[0][4][0]), None
+def send_requests(run: int, probes: Sequence[messages.ProbeSpec]) -> list[messages.Send]:
+    """`probes` as the `send` requests an agent takes: at most MAX_PROBES each, and their
+    own data (hex) at most SEND_DATA, so a batch of large probes stays below MAX_LINE."""
+    sends: list[messages.Send] = []
+    batch: list[messages.ProbeSpec] = []
+    volume = 0
+    for probe in probes:
+        size = len(probe.data or "")
+        if batch and (len(batch) == messages.MAX_PROBES or volume + size > SEND_DATA):
+            sends.append(messages.Send(run=run, probes=tuple(batch)))
+            batch, volume = [], 0
+        batch.append(probe)
+        volume += size
+    if batch:
+        sends.append(messages.Send(run=run, probes=tuple(batch)))
+    return sends
 
 
 @dataclass
@@ -182,9 +186,8 @@ class Engine:
         paced = [p for p in probes if p.header_included]
         direct = [p for p in probes if not p.header_included]
         pending_sends = 0
-        for start in range(0, len(direct), messages.MAX_PROBES):
-            self.sender.request(messages.Send(
-                run=run_id, probes=tuple(direct[start:start + messages.MAX_PROBES])))
+        for send in send_requests(run_id, direct):
+            self.sender.request(send)
             pending_sends += 1
         # ICMP-only probes go in bursts the target's ICMP rate limit can answer.
         bursts = [paced[i:i + ICMP_BURST] for i in range(0, len(paced), ICMP_BURST)]
@@ -279,7 +282,7 @@ class Engine:
             case=index, family=case.family, protocol=case.protocol,  # type: ignore[arg-type]
             dst=str(state.address), payload=case.payload,  # type: ignore[arg-type]
             size=case.size, header_included=state.header_included, ident=index + 1,
-            df=case.df, tos=case.tos)
+            df=case.df, tos=case.tos, ttl=case.ttl, data=case.data)
 
     def _state_of(self, event: dict[str, Any], run_id: int,
                   states: list[_State]) -> _State | None:
@@ -392,7 +395,9 @@ def _observation(state: _State) -> Observation:
     return Observation(
         case=state.case, socket_errno=socket_errno, send_errno=send_errno,
         listen_errno=state.listen_errno, sent_bytes=sent.get("bytes"),
-        sent_src=sent.get("src"), sent_dscp=state.case.tos >> 2, sent_ecn=state.case.tos & 3,
+        sent_src=sent.get("src"), sent_dst=state.address, sent_dscp=state.case.tos >> 2,
+        sent_ecn=state.case.tos & 3,
+        sent_ttl=64 if state.case.ttl is None else state.case.ttl,
         deliveries=tuple(state.deliveries), icmp=tuple(state.icmp),
         listened=state.listener is not None, failure_stage=state.failure_stage, note=note,
         icmp_possible=not silenced)

@@ -82,6 +82,10 @@ def case_entry(result: CaseResult) -> dict[str, Any]:
         entry["tos"] = case.tos
     if case.df is not None:
         entry["df"] = case.df
+    if case.ttl is not None:
+        entry["ttl"] = case.ttl
+    if case.data is not None:
+        entry["data"] = case.data
     return entry
 
 

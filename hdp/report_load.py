@@ -21,14 +21,15 @@ from hdp.selection import PROTOCOL_MAX, PROTOCOL_MIN
 from hdp.verdict import Outcome
 
 SCHEMA = "hdp-report/1"
-VERDICT_LABELS = ("pass", "fail", "xfail", "xpass")
+# error: our own machinery failed; inconclusive: no answer could settle it (no-answer).
+VERDICT_LABELS = ("pass", "fail", "xfail", "xpass", "error", "inconclusive")
 # 120,000 cases of a sweep; a report is far smaller (512 cases of 0-255 x 2: 300 KiB).
 MAX_BYTES = 64 * inputs.MIB
 FIX = "give a file written by hdp sweep --format json"
 
 _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 MAX_IP_LENGTH = 65535 + 40  # an IPv6 payload and its header; IPv4 is smaller
-CHECK_VERDICTS = ("pass", "xfail", "fail", "xpass")
+CHECK_VERDICTS = ("pass", "xfail", "fail", "xpass", "error", "inconclusive")
 
 
 def read_report(path: str, fix: str = FIX) -> dict[str, Any]:
@@ -49,6 +50,13 @@ def _is_int(value: object) -> bool:
 
 def _is_str(value: object) -> bool:
     return isinstance(value, str)
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        return len(bytes.fromhex(text)) <= MAX_IP_LENGTH
+    except ValueError:
+        return False
 
 
 def _int_in(low: int, high: int) -> Callable[[object], bool]:
@@ -108,6 +116,8 @@ _OPTIONAL: dict[str, _Check] = {
     "vantage": (_optional(_is_str), "a string or null"),
     "tos": (_int_in(0, 255), "a TOS byte 0..255"),
     "df": (_optional(lambda v: isinstance(v, bool)), "true, false or null"),
+    "ttl": (_int_in(1, 255), "a TTL / hop limit 1..255"),
+    "data": (lambda v: isinstance(v, str) and _is_hex(v), "the probe's data as hex"),
 }
 _TEXTS = (lambda v: isinstance(v, list) and all(map(_is_str, v)), "a list of strings")
 _CHECK_FIELDS: dict[str, _Check] = {
@@ -128,7 +138,7 @@ def case_identity(entry: dict[str, Any]) -> tuple[Any, ...]:
     """What makes two entries the same case: a report holds each case once."""
     return (entry["target"], entry.get("vantage"), entry["family"], entry["protocol"],
             entry["payload"], entry.get("size"), entry["path"], entry.get("tos", 0),
-            entry.get("df"))
+            entry.get("df"), entry.get("ttl"), entry.get("data"))
 
 
 def loads(text: str, source: str = "<report>", fix: str = FIX) -> dict[str, Any]:

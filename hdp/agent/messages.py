@@ -51,6 +51,7 @@ Address = Annotated[str, Text(64, r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
                                    r"|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.-]+)?",
                               "an IPv4 or IPv6 address")]
 Hex = Annotated[str, Text(2 * MAX_DATAGRAM, r"(?:[0-9a-fA-F]{2})*", "hex bytes")]
+ProbeData = Annotated[str, Text(2 * MAX_PROBE_SIZE, r"(?:[0-9a-fA-F]{2})*", "hex bytes")]
 Runs = Annotated[tuple[U32, ...], Items(MAX_RUNS)]
 Handles = Annotated[tuple[Handle, ...], Items(MAX_SOCKETS)]
 
@@ -97,6 +98,10 @@ class ProbeSpec(Message):
     ident: U32 = 0  # IPv4 identification / IPv6 flow label of a header the agent builds
     tos: Annotated[int, Range(0, 255)] = 0  # DSCP << 2 | ECN
     df: bool | None = None  # None: kernel default; False: routers may fragment
+    ttl: Annotated[int, Range(1, 255)] | None = None  # TTL / hop limit (None: kernel default)
+    # The data after the tag the agent writes, in place of `size` bytes of filler: it never
+    # replaces a header, so a non-root caller may give it (hdp.agent.powers).
+    data: ProbeData | None = None
 
 
 @dataclass(frozen=True)

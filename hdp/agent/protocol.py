@@ -64,7 +64,8 @@ from hdp.agent.messages import VERSION, Invalid, Request
 __all__ = ["MAX_DEPTH", "MAX_LINE", "VERSION", "LineBuffer", "ProtocolError", "decode",
            "decode_request", "encode", "encode_request"]
 
-MAX_LINE = 16 << 20  # a send request of MAX_PROBES probes stays well below this
+MAX_LINE = 16 << 20  # MAX_PROBES probes without data stay well below this (with
+# data, hdp.engine.send_requests splits a batch to fit)
 MAX_DEPTH = 8  # requests nest 3 deep; json's parser recurses once per level
 MAX_DIGITS = 40  # the longest integer parsed where Python itself does not bound int()
 

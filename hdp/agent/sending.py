@@ -41,7 +41,7 @@ def icmp_possible(probe: ProbeSpec, sender: rawsock.RawSocket) -> bool:
 def send_probe(sender: rawsock.RawSocket, probe: ProbeSpec, src: str,
                body: bytes) -> rawsock.SendResult:
     """Send `body` as `probe` asks: behind our own IP header on a header-included socket,
-    else with the probe's TOS / traffic class and DF set for this one send."""
+    else with the probe's TOS / traffic class, TTL / hop limit and DF set for this one send."""
     if sender.header_included:
         return sender.send(with_ip_header(probe, src, body), probe.dst)
     return _send_with_options(sender, body, probe)
@@ -49,15 +49,18 @@ def send_probe(sender: rawsock.RawSocket, probe: ProbeSpec, src: str,
 
 def _send_with_options(sender: rawsock.RawSocket, body: bytes,
                        probe: ProbeSpec) -> rawsock.SendResult:
-    """Send with the probe's TOS / traffic class and DF, then restore the socket's defaults.
+    """Send with the probe's TOS / traffic class, TTL / hop limit and DF, then restore the
+    socket's defaults.
 
     A DF mode the OS lacks is a refusal (ENOPROTOOPT), never another OS's option number.
     """
-    if not probe.tos and probe.df is None:
+    if not probe.tos and probe.df is None and probe.ttl is None:
         return sender.send(body, probe.dst)
     v4 = probe.family == 4
     level = socket.IPPROTO_IP if v4 else socket.IPPROTO_IPV6
     tos_name = socket.IP_TOS if v4 else socket.IPV6_TCLASS
+    # IP_TTL and IPV6_UNICAST_HOPS are POSIX names: the socket module has this OS's numbers.
+    ttl_name = socket.IP_TTL if v4 else socket.IPV6_UNICAST_HOPS
     table = current()
     control = table.ipv4_dont_fragment if v4 else table.ipv6_dont_fragment
     mode = None if probe.df is None else "do" if probe.df else "dont"
@@ -66,6 +69,12 @@ def _send_with_options(sender: rawsock.RawSocket, body: bytes,
             "ENOPROTOOPT", f"{table.system} cannot set DF mode {mode!r} on a raw socket"))
     if probe.tos:
         sender.sock.setsockopt(level, tos_name, probe.tos)
+    # Back to the default afterwards: IPv6 has -1 for "the route's" (RFC 3493); IPv4 the
+    # value the socket had.
+    default_ttl = None if probe.ttl is None else -1 if not v4 else \
+        sender.sock.getsockopt(level, ttl_name)
+    if probe.ttl is not None:
+        sender.sock.setsockopt(level, ttl_name, probe.ttl)
     if mode is not None and control is not None:
         # DO: too big means EMSGSIZE or ICMP too-big; DONT: routers may cut it.
         sender.sock.setsockopt(control.option.level, control.option.name,
@@ -74,6 +83,8 @@ def _send_with_options(sender: rawsock.RawSocket, body: bytes,
         return sender.send(body, probe.dst)
     finally:
         sender.sock.setsockopt(level, tos_name, 0)
+        if default_ttl is not None:
+            sender.sock.setsockopt(level, ttl_name, default_ttl)
         if mode is not None and control is not None:
             sender.sock.setsockopt(control.option.level, control.option.name,
                                    control.values[control.default])
@@ -86,10 +97,11 @@ def with_ip_header(probe: ProbeSpec, src: str, body: bytes) -> bytes:
     if probe.family == 4:
         header = ipv4.IPv4Header(src=IPv4Address(src), dst=IPv4Address(probe.dst),
                                  protocol=wire, identification=probe.ident & 0xFFFF,
-                                 dscp=dscp, ecn=ecn)
+                                 dscp=dscp, ecn=ecn, ttl=64 if probe.ttl is None else probe.ttl)
         return ipv4.encode(header, body)
     header6 = ipv6.IPv6Header(src=IPv6Address(src.split("%")[0]),
                               dst=IPv6Address(probe.dst.split("%")[0]),
                               next_header=wire, flow_label=probe.ident & 0xFFFFF,
-                              dscp=dscp, ecn=ecn)
+                              dscp=dscp, ecn=ecn,
+                              hop_limit=64 if probe.ttl is None else probe.ttl)
     return ipv6.encode(header6, body)

@@ -254,8 +254,10 @@ class Agent:
             event.update(stage="send", errno=errno.errorcode.get(number or 0, "EIO"))
             return event
         tag = ProbeTag(run, probe.case)
-        body = encode_probe(Probe(PayloadKind(probe.payload), probe_data(probe.size), tag),
-                            src, probe.dst)
+        # The caller's data follows the tag the agent writes (hdp.probe): it never takes
+        # the place of a header, so a non-root caller still sends only the agent's probes.
+        data = probe_data(probe.size) if probe.data is None else bytes.fromhex(probe.data)
+        body = encode_probe(Probe(PayloadKind(probe.payload), data, tag), src, probe.dst)
         if sender.header_included:  # our own header: its ident marks the case in quotes
             self.own.probe_sent(run, probe.dst, probe.protocol,
                                 probe.ident & (0xFFFF if probe.family == 4 else 0xFFFFF))
