@@ -16,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from hdp.address import LOOPBACK, is_loopback, literal_address
+from hdp.address import LOOPBACK, is_loopback, literal_address, resolve
 from hdp.agent.launch import AgentClient, AgentSpec, check_ssh_destination, split_ssh
 from hdp.case import Case
-from hdp.engine import BatchResult, Engine, resolve
+from hdp.engine import BatchResult, Engine
 from hdp.errors import UsageError
 
 

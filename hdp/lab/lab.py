@@ -37,7 +37,9 @@ class Lab:
         if loss_by not in LOSS_BY:
             raise LabError(f"loss by {loss_by!r}: give one of {', '.join(LOSS_BY)}")
         self.topology = topology
-        self.token = _new_token()
+        # Drawn when first needed (it lists the namespaces), so that a lab only planned --
+        # its addresses and routes read for `pytest --collect-only` -- runs no command.
+        self._token: str | None = None
         self.keep = keep  # owner 0: kept by the user, never reaped
         self.loss_by = loss_by  # auto: netem where the kernel has it, else nftables
         self.notes: list[str] = []  # how delay and loss were applied, or why not
@@ -51,14 +53,22 @@ class Lab:
         if not _TOKEN.fullmatch(token):
             raise LabError(f"invalid lab token {token!r}: expected 6 hex digits")
         lab = cls.__new__(cls)
-        lab.topology, lab.token, lab.keep, lab.notes = topology, token, True, []
+        lab.topology, lab._token, lab.keep, lab.notes = topology, token, True, []
         lab.loss_by = "auto"
         lab.is_up = True
         lab._attached = True
         return lab
 
+    @property
+    def token(self) -> str:
+        """The six hex digits in this lab's namespace names, unique on the host."""
+        if self._token is None:
+            self._token = _new_token()
+        return self._token
+
     def __repr__(self) -> str:
-        return f"<Lab {self.topology.name} {self.token}{' up' if self.is_up else ''}>"
+        return (f"<Lab {self.topology.name} {self._token or 'planned'}"
+                f"{' up' if self.is_up else ''}>")
 
     # -- where things are -------------------------------------------------------------
 
@@ -161,7 +171,7 @@ class Lab:
 
     def down(self) -> None:
         """Remove every namespace of the lab (and so its links and rulesets); idempotent."""
-        if self._attached:
+        if self._attached or self._token is None:  # attached, or never brought up
             return
         self.is_up = False
         remove_lab(self.token, self.namespaces)
