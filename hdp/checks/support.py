@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
+from hdp.checks.path import PathUnderTest
+from hdp.endpoint import Datagram
 from hdp.errors import DecodeError
 from hdp.wire import ipv4, ipv6, udp
 
@@ -43,7 +45,7 @@ ENOUGH = 32  # datagrams a receive may read before the awaited one (strays inclu
 class Receiver:
     """A UDP (or UDP-Lite) socket on the receiving end, bound to the path's address."""
 
-    path: Any  # pytest_hdp.chapter.PathUnderTest
+    path: PathUnderTest
     handle: int
     port: int
     protocol: int
@@ -52,16 +54,16 @@ class Receiver:
         self.path.receiver.close(self.handle)
 
 
-def open_receiver(path: Any, *, protocol: int = 17, **options: Any) -> Receiver:
+def open_receiver(path: PathUnderTest, *, protocol: int = 17, **options: Any) -> Receiver:
     opened = path.receiver.open_udp(path.family, protocol=protocol, bind=path.dst, **options)
-    if not opened.ok:
+    if not opened.ok or opened.handle is None or opened.port is None:
         raise AssertionError(f"{path.id}: cannot bind a UDP socket to {path.dst} "
                              f"({opened.stage}: {opened.errno})")
     return Receiver(path, opened.handle, opened.port, protocol)
 
 
-def receive_tagged(path: Any, handles: int | list[int], mark: bytes = MARK, *,
-                   timeout: float = WAIT, bufsize: int | None = None) -> list[Any]:
+def receive_tagged(path: PathUnderTest, handles: int | list[int], mark: bytes = MARK, *,
+                   timeout: float = WAIT, bufsize: int | None = None) -> list[Datagram]:
     """The datagrams starting with `mark` that reach `handles` within `timeout`; reading
     ends with the first of them (others at the port are read and set aside)."""
     got = path.receiver.receive(handles, count=ENOUGH, timeout=timeout, until=mark,
@@ -85,8 +87,8 @@ def payload(size: int, mark: bytes = MARK) -> bytes:
     return (mark + filler)[:size] if size >= len(mark) else filler[:size]
 
 
-def fate(path: Any, receiver: Receiver, packets: list[bytes], *,
-         sentinel: Callable[[], None] | None = None) -> tuple[str, list[Any]]:
+def fate(path: PathUnderTest, receiver: Receiver, packets: list[bytes], *,
+         sentinel: Callable[[], None] | None = None) -> tuple[str, list[Datagram]]:
     """Send `packets` (whole IP packets), then a valid sentinel datagram; 'delivered' if a
     datagram marked MARK arrived, 'dropped' if only the sentinel did."""
     path.sender.send_packets(path.family, path.dst, packets)

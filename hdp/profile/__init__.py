@@ -7,7 +7,9 @@ recording what a run observed (record).
 
 from hdp.profile.choose import (
     applies_to,
+    describe_expected,
     describe_mismatch,
+    describe_observed,
     expect,
     satisfied,
     select_profile,
@@ -28,11 +30,12 @@ from hdp.profile.model import (
     Rule,
 )
 from hdp.profile.parse import load_profile, parse_profile
-from hdp.profile.record import dump_profile, record_profile
+from hdp.profile.record import dump_profile, record_profile, record_report
 
 __all__ = [
     "APPLIES_KEYS", "CHANGES", "ERRNO_OUTCOMES", "FAMILIES", "OUTCOMES", "PAYLOADS",
     "RULE_KEYS", "TOP_KEYS", "WIRE_OUTCOMES", "Expectation", "Profile", "ProfileError", "Rule",
-    "applies_to", "describe_mismatch", "dump_profile", "expect", "load_profile",
-    "parse_profile", "record_profile", "satisfied", "select_profile",
+    "applies_to", "describe_expected", "describe_mismatch", "describe_observed",
+    "dump_profile", "expect", "load_profile", "parse_profile", "record_profile",
+    "record_report", "satisfied", "select_profile",
 ]

@@ -101,6 +101,12 @@ def satisfied(expectation: Expectation, verdict: Verdict) -> bool:
 
 def describe_mismatch(expectation: Expectation, verdict: Verdict) -> str:
     """`expected send-error (EOPNOTSUPP) by linux.yaml rule 3, observed delivered`."""
+    return _one_line(f"expected {describe_expected(expectation)}, "
+                     f"observed {describe_observed(expectation, verdict)}")
+
+
+def describe_expected(expectation: Expectation) -> str:
+    """`send-error (EOPNOTSUPP) by linux.yaml rule 3`: the outcome and what it names."""
     details: list[str] = [] if expectation.errno is None else [expectation.errno]
     details += list(expectation.changes or ())
     if expectation.wire_protocol is not None:
@@ -108,6 +114,11 @@ def describe_mismatch(expectation: Expectation, verdict: Verdict) -> str:
     expected = _with_details(expectation.outcome, details)
     if expectation.rule:
         expected += f" by {expectation.rule}"
+    return expected
+
+
+def describe_observed(expectation: Expectation, verdict: Verdict) -> str:
+    """The verdict with the details `expectation` names: `socket-error (EINVAL)`."""
     same_outcome = verdict.outcome.value == expectation.outcome
     seen: list[str] = []
     if verdict.errno or (expectation.errno and same_outcome):
@@ -115,6 +126,4 @@ def describe_mismatch(expectation: Expectation, verdict: Verdict) -> str:
     seen += list(verdict.changes)
     if expectation.wire_protocol is not None:
         seen.append(f"wire protocol {verdict.wire_protocol}")
-    return _one_line(f"expected {expected}, observed {_with_details(verdict.outcome.value, seen)}")
-
-
+    return _with_details(verdict.outcome.value, seen)

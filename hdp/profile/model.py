@@ -80,7 +80,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class CheckRule:
-    """Where a platform answers one of the chapter's statements otherwise (hdp.chapter)."""
+    """Where a platform answers one of the chapter's statements otherwise (hdp.checks.chapter)."""
 
     index: int
     check: str

@@ -139,7 +139,7 @@ class _Parser:
         return tuple(parsed)
 
     def check_rule(self, index: int, entry: object, node: Any) -> CheckRule:
-        from hdp.chapter import BY_NAME
+        from hdp.checks.chapter import BY_NAME
 
         def fail(problem: str) -> ProfileError:
             return self.fail(f"check {index}: {problem}", node)
@@ -152,7 +152,7 @@ class _Parser:
         if name not in BY_NAME:
             close = difflib.get_close_matches(str(name), list(BY_NAME), n=1)
             hint = f"did you mean {close[0]!r}?" if close else \
-                "the statements are listed in hdp/chapter.py"
+                "the statements are listed in hdp/checks/chapter.py"
             raise fail(f"names no chapter statement {_show(name)}: {hint}")
         statement = BY_NAME[name]
         expect = entry.get("expect")

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from hdp.case import Case
+from hdp.case import Case, IcmpReport
 from hdp.profile.model import (
     _ERRNO_NAME,
     CHANGES,
@@ -202,3 +202,23 @@ def _flow(value: object) -> str:
     return text.removesuffix("\n...\n").rstrip("\n")
 
 
+
+
+def record_report(report: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    """The profile of what an hdp-report/1 document's cases observed (see record_profile);
+    a report of one path records a profile that applies to that path."""
+    cases = report["cases"]
+    pairs = [(Case.from_json(entry), _verdict_of(entry)) for entry in cases]
+    paths = {entry["path"] for entry in cases}
+    return record_profile(pairs, report["platform"], name=name,
+                          path=paths.pop() if len(paths) == 1 else None, source=source)
+
+
+def _verdict_of(entry: dict[str, Any]) -> Verdict:
+    icmp = entry.get("icmp")
+    report = IcmpReport(entry["family"], icmp["type"], icmp["code"], icmp.get("from"),
+                        icmp.get("mtu"), entry.get("wire_protocol")) if icmp else None
+    return Verdict(Outcome(entry["outcome"]), errno=entry.get("errno"),
+                   changes=tuple(entry.get("changes") or ()),
+                   wire_protocol=entry.get("wire_protocol"), hops=entry.get("hops"),
+                   icmp=report, inferred=bool(entry.get("inferred")))

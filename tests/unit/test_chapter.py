@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hdp.chapter import BY_NAME, STATEMENTS
+from hdp.checks.chapter import BY_NAME, STATEMENTS
 from hdp.profile import ProfileError, load_profile, parse_profile
 from hdp.report_checks import render_checks, sort_checks
 
