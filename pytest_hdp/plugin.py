@@ -1,290 +1,239 @@
 """pytest-hdp: `pytest --hdp-target=HOST` turns what networks do to IP packets into tests.
 
-Read top to bottom: options, configure, parametrisation, fixtures, reporting. Loading the
-plugin imports only its settings: the probing machinery loads when a test asks for it,
-so pytest runs that use no hdp fixture pay nothing for it.
+Read top to bottom: options, configure, collection, each test, the end, pytest-xdist,
+fixtures. Each hook hands its work to the session object (pytest_hdp.session), one per
+process, made at configure and kept under a StashKey; this module imports only light
+ones, so that loading the plugin costs a pytest run without hdp tests next to nothing.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from pytest_hdp import settings
+from hdp.case import Case
+from pytest_hdp.marker import CHECK_MARKER, marker_help
+from pytest_hdp.session import HdpSession
+from pytest_hdp.settings import add_options, resolve_settings
 
 if TYPE_CHECKING:
-    from pytest_hdp.probes import AgentProbes
-    from pytest_hdp.session import HdpResult, HdpSession
+    from hdp.case import Delivery, Observation
+    from hdp.checks.path import PathSettings, PathUnderTest
+    from hdp.verdict import Verdict
+    from pytest_hdp.probes import Hands, Listener
+    from pytest_hdp.results import HdpCheck, HdpResult
 
-SETTINGS_KEY = pytest.StashKey[settings.Settings]()
-SESSION_KEY = pytest.StashKey["HdpSession"]()
-RESULT_KEY = pytest.StashKey["HdpResult"]()
+SESSION = pytest.StashKey[HdpSession]()
 
 
-# -- options and configuration ---------------------------------------------------------
+def session_of(config: pytest.Config) -> HdpSession:
+    return config.stash[SESSION]
+
+
+# -- options ----------------------------------------------------------------------------
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    settings.add_options(parser)
+    add_options(parser)
 
+
+# -- configure ----------------------------------------------------------------------------
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "hdp(protocols=SPEC, families=[4, 6], payloads=[...], targets=[...]): "
-        "narrow the hdp cases a test is parametrised with")
-    resolved = settings.resolve(config)
-    config.stash[SETTINGS_KEY] = resolved
-    if resolved.profile not in ("auto", "none"):
-        settings.check_profile(resolved.profile)  # a bad file is a usage error, up front
-    if resolved.lab and resolved.lab != "auto":  # 'auto' comes up lazily, with hdp cases
-        _configure_lab(config, resolved.lab)
-    if not hasattr(config, "workerinput"):  # only the controller collects and reports
-        config.pluginmanager.register(Collector(config), "hdp-collector")
+    config.addinivalue_line("markers", marker_help())
+    config.addinivalue_line("markers", f"{CHECK_MARKER}(NAME, families=[4, 6]): the chapter "
+                                       "statement a test of hdp_path checks "
+                                       "(hdp/checks/chapter.py)")
+    session = HdpSession(config, resolve_settings(config))
+    config.stash[SESSION] = session
+    session.configure()
+    config.pluginmanager.register(ReportHooks(session), "hdp-reports")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(config), "hdp-xdist")
-    config.addinivalue_line(
-        "markers", "hdp_check(NAME, families=[4, 6]): the chapter statement a test of "
-        "hdp_path checks (hdp/chapter.py)")
-    from pytest_hdp.chapter import ChapterPlugin
-
-    config.pluginmanager.register(ChapterPlugin(config), "hdp-chapter")
+        config.pluginmanager.register(XdistHooks(session), "hdp-xdist")
 
 
-def _configure_lab(config: pytest.Config, name: str) -> None:
-    """The controller brings the lab up once (and always down); xdist workers attach to it."""
-    from hdp.lab import Lab, LabError, load_topology, start_lab
-
-    workerinput = getattr(config, "workerinput", None)
-    try:
-        if workerinput is not None and "hdp_lab" in workerinput:
-            shared = workerinput["hdp_lab"]
-            config._hdp_lab = Lab.attach(load_topology(shared["topology"]),  # type: ignore[attr-defined]
-                                         shared["token"])
-            return
-        lab = start_lab(name)
-    except LabError as exc:
-        raise pytest.UsageError(f"--hdp-lab {name}: {exc}") from None
-    config._hdp_lab = lab  # type: ignore[attr-defined]
-    config.add_cleanup(lab.down)
-    _export_lab_token(config, lab.token)
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return session_of(config).header()
 
 
-def _export_lab_token(config: pytest.Config, token: str) -> None:
-    """Tell `hdp lab python HOST`, which execnet starts for `--tx popen//python=...`
-    workers, which lab is the session's; the variable goes when the lab does."""
-    from hdp.lab.vantage import LAB_TOKEN_ENV
-
-    before = os.environ.get(LAB_TOKEN_ENV)
-    os.environ[LAB_TOKEN_ENV] = token
-
-    def restore() -> None:
-        if before is None:
-            os.environ.pop(LAB_TOKEN_ENV, None)
-        else:
-            os.environ[LAB_TOKEN_ENV] = before
-
-    config.add_cleanup(restore)
-
-
-def auto_lab(config: pytest.Config) -> Any:
-    """The routed lab where this machine can build one, for this process and taken down
-    with it; otherwise None, and the summary says why the run fell back to loopback.
-    Only a process that collected hdp cases asks (each xdist worker its own lab)."""
-    import sys
-
-    from hdp.lab import LabError, start_lab
-
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        config._hdp_lab_note = ("default target: loopback (a lab needs root on Linux; "  # type: ignore[attr-defined]
-                                "run as root, or give --hdp-lab/--hdp-target)")
-        return None
-    try:
-        lab = start_lab(settings.AUTO_LAB)
-    except LabError as exc:
-        config._hdp_lab_note = f"default target: loopback (no lab: {exc})"  # type: ignore[attr-defined]
-        return None
-    config._hdp_lab = lab  # type: ignore[attr-defined]
-    config.add_cleanup(lab.down)
-    return lab
-
-
-def hdp_session_of(config: pytest.Config) -> HdpSession:
-    """The session's probing state, created the first time a test needs it."""
-    session = config.stash.get(SESSION_KEY, None)
-    if session is None:
-        from pytest_hdp.session import HdpSession
-
-        session = HdpSession(config, config.stash[SETTINGS_KEY])
-        config.stash[SESSION_KEY] = session
-    return session
-
-
-def _existing_session(config: pytest.Config) -> HdpSession | None:
-    return config.stash.get(SESSION_KEY, None)
-
-
-# -- parametrisation ---------------------------------------------------------------------
+# -- collection ---------------------------------------------------------------------------
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "hdp_case" not in metafunc.fixturenames:
-        return
-    from pytest_hdp import reporting
-    from pytest_hdp.session import QuirkObserved
-
-    session = hdp_session_of(metafunc.config)
-    cases = session.cases_for(metafunc.definition.get_closest_marker("hdp"))
-    params = []
-    for case in cases:
-        expectation = session.expectation(case)
-        marks = []
-        if expectation.outcome != "delivered":
-            # Only the expected quirk itself (QuirkObserved) counts as xfail: any other
-            # failure fails, and a quirk that is gone XPASSes, which strict turns red.
-            marks.append(pytest.mark.xfail(strict=True, raises=QuirkObserved,
-                                           reason=reporting.xfail_reason(expectation)))
-        params.append(pytest.param(case, id=case.id, marks=marks))
-    metafunc.parametrize("hdp_case", params)
+    session_of(metafunc.config).parametrize(metafunc)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    hdp = _existing_session(session.config)
-    if hdp is None:
-        return
-    from hdp.case import Case
-
-    hdp.wanted = []
-    for item in session.items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        case = params.get("hdp_case")
-        if isinstance(case, Case):  # not pytest's placeholder of an empty parameter set
-            hdp.wanted.append(case)
+    session_of(session.config).collected(session.items)
 
 
-# -- fixtures --------------------------------------------------------------------------------
+# -- each test ----------------------------------------------------------------------------
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    except Exception as exc:
+        if session_of(item.config).skip_instead(exc):  # a capability the OS lacks
+            pytest.skip(str(exc))
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    session_of(item.config).annotate(item, call, report)
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport,
+                             config: pytest.Config) -> tuple[str, str, str] | None:
+    return session_of(config).teststatus(report)
+
+
+class ReportHooks:
+    """Hooks that pytest calls without the config: each test's report, from this process
+    or from an xdist worker."""
+
+    def __init__(self, session: HdpSession) -> None:
+        self.session = session
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.session.record(report)
+
+
+# -- the end -------------------------------------------------------------------------------
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session_of(session.config).finish()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    session_of(config).summary(terminalreporter)
+
+
+# -- pytest-xdist ---------------------------------------------------------------------------
+
+class Gateway(Protocol):
+    id: str
+
+
+class WorkerNode(Protocol):
+    """What these hooks use of xdist's WorkerController (xdist ships no types)."""
+
+    workerinput: dict[str, object]
+    gateway: Gateway
+
+
+class XdistHooks:
+    """Registered only where pytest-xdist is loaded: the lab goes to the workers, their
+    figures come back."""
+
+    def __init__(self, session: HdpSession) -> None:
+        self.session = session
+
+    def pytest_xdist_setupnodes(self) -> None:
+        self.session.setup_nodes()
+
+    def pytest_configure_node(self, node: WorkerNode) -> None:
+        node.workerinput.update(self.session.workerinput())
+
+    def pytest_testnodedown(self, node: WorkerNode) -> None:
+        output = getattr(node, "workeroutput", {})
+        data = output.get("hdp") if isinstance(output, dict) else None
+        if isinstance(data, dict):
+            self.session.worker_done(str(node.gateway.id), data)
+
+
+# -- fixtures -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def hdp_session(request: pytest.FixtureRequest) -> HdpSession:
-    """The session's probing state: targets, profile, settings."""
-    return hdp_session_of(request.config)
+    """The session's probing: `.result(case)` probes any Case (see hdp.case) with the
+    session's choices; `.settings` are the resolved --hdp-* options."""
+    return session_of(request.config)
 
 
 @pytest.fixture
-def hdp_result(request: pytest.FixtureRequest, hdp_case: Any) -> HdpResult:
-    """The case's observation, verdict and expectation; `.check()` asserts the expectation."""
-    result = hdp_session_of(request.config).result(hdp_case)
-    request.node.stash[RESULT_KEY] = result
-    return result
+def hdp_case(request: pytest.FixtureRequest) -> Case:
+    """The case (target x family x protocol x payload, and the marker's probe knobs) a
+    test is parametrised with: one test per case of the session, narrowed by
+    @pytest.mark.hdp(...)."""
+    raise pytest.UsageError(f"{request.node.nodeid}: hdp_case is parametrised by the "
+                            "plugin; it has no value outside that")
 
 
 @pytest.fixture
-def hdp_observation(hdp_result: HdpResult) -> Any:
+def hdp_result(request: pytest.FixtureRequest, hdp_case: Case) -> HdpResult:
+    """The probed case: `.observation`, `.verdict`, `.arrival`, the profile's
+    `.expectation`; `.check()` holds it to the profile, `.expect("lost")` to the test's
+    own expectation. A failure says expected against observed in one line."""
+    return session_of(request.config).result(hdp_case, request.node)
+
+
+@pytest.fixture
+def hdp_observation(hdp_result: HdpResult) -> Observation:
+    """What was seen of the case: what was sent, what arrived (`.deliveries`), the ICMP
+    errors, the OS's refusals (errno names)."""
     return hdp_result.observation
 
 
 @pytest.fixture
-def hdp_verdict(hdp_result: HdpResult) -> Any:
+def hdp_verdict(hdp_result: HdpResult) -> Verdict:
+    """The case's verdict: `.outcome` (delivered, altered, unreachable, lost, ...),
+    `.errno`, `.changes`, `.hops`, `.icmp`."""
     return hdp_result.verdict
 
 
-@pytest.fixture(scope="session")
-def hdp_agent(request: pytest.FixtureRequest) -> Iterator[AgentProbes]:
-    """A privileged agent of this session, for tests that send and listen themselves."""
-    from pytest_hdp.probes import AgentProbes
-
-    session = hdp_session_of(request.config)
-    probes = AgentProbes.start(session)
-    yield probes
-    probes.close()
+@pytest.fixture
+def hdp_arrival(hdp_result: HdpResult) -> Delivery | None:
+    """The case's first packet as the listener received it (source, TTL, DSCP, ECN,
+    length, kernel time, intact), or None when nothing arrived."""
+    return hdp_result.arrival
 
 
 @pytest.fixture
-def hdp_listener(hdp_agent: AgentProbes) -> Callable[..., Any]:
-    """`hdp_listener(protocols, family=4)` opens listeners; `.wait(case)` gives an arrival."""
-    return hdp_agent.listener
+def hdp_path(request: pytest.FixtureRequest) -> PathUnderTest:
+    """Both ends of a target's path (sender and receiver endpoints, the receiver's
+    address, the links' MTUs), once per target and family of the session."""
+    return session_of(request.config).path(getattr(request, "param", None))
 
 
 @pytest.fixture
-def hdp_sender(hdp_agent: AgentProbes) -> Any:
-    """`hdp_sender.send(dst, protocol, family=4, payload="hdp", case=0)` sends one probe."""
-    return hdp_agent.sender
+def hdp_check(request: pytest.FixtureRequest, hdp_path: PathUnderTest) -> HdpCheck:
+    """The chapter statement the test's @pytest.mark.hdp_check("NAME") names, on this
+    path: `.observe(answer)` passes on the chapter's answer, xfails on the platform
+    profile's, fails naming both otherwise."""
+    return session_of(request.config).check(request.node, hdp_path)
 
 
-# -- per-test data to the controller, and the reports --------------------------------------
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item,
-                              call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    report = yield
-    result = item.stash.get(RESULT_KEY, None)
-    # A test that skipped itself says nothing about its case (it needed another case's
-    # delivery, say); the case's own tests give its verdict.
-    skipped = report.when == "call" and report.skipped and not hasattr(report, "wasxfail")
-    if result is not None and not skipped and (report.when == "call" or
-                                               (report.when == "setup" and not report.passed)):
-        from pytest_hdp import reporting
-
-        # Plain JSON types: this rides to the xdist controller on the report itself.
-        report.hdp_case = reporting.entry(result, report)
-    return report
+@pytest.fixture
+def hdp_sysctl(request: pytest.FixtureRequest,
+               hdp_path: PathUnderTest) -> Iterator[PathSettings]:
+    """The path's kernel settings, held for this test: `.steady()`, `.read(NAME)`,
+    `.alone()`, `.change(NAME, VALUE)`; a change is written back when the test ends,
+    however it ends."""
+    settings = session_of(request.config).sysctl(hdp_path)
+    try:
+        yield settings
+    finally:
+        settings.release()
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    hdp = _existing_session(session.config)
-    if hdp is None:
-        return
-    from pytest_hdp import reporting
-
-    hdp.close()
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:
-        workeroutput["hdp"] = {"drops": hdp.drops, "seconds": hdp.seconds,
-                               "agents": hdp.agent_specs}
-        return
-    reporting.write_outputs(hdp, os.environ.get("GITHUB_STEP_SUMMARY"))
+@pytest.fixture
+def hdp_sender(request: pytest.FixtureRequest) -> Hands:
+    """`hdp_sender.send(dst, protocol, dscp=, ttl=, df=, size=, data=, payload=,
+    host=...)` sends one tagged probe from `host` (default: the session's first target's
+    sender) and returns what the kernel said (a `Sent`)."""
+    return session_of(request.config).hands()
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
-                            config: pytest.Config) -> None:
-    hdp = _existing_session(config)
-    if hasattr(config, "workerinput") or hdp is None:
-        return
-    from pytest_hdp import reporting
-
-    reporting.terminal_summary(hdp, terminalreporter)
-
-
-class Collector:
-    """The controller's ear: every test report, from this process or an xdist worker."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        entry = getattr(report, "hdp_case", None)
-        if isinstance(entry, dict):
-            hdp_session_of(self.config).entries.append(entry)
-
-
-class XdistHooks:
-    """Registered only when pytest-xdist is loaded."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-
-    def pytest_configure_node(self, node: Any) -> None:
-        lab = getattr(self.config, "_hdp_lab", None)
-        if lab is not None:  # workers probe the controller's lab, not labs of their own
-            node.workerinput["hdp_lab"] = {"token": lab.token,
-                                           "topology": lab.topology.source}
-
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        data = getattr(node, "workeroutput", {}).get("hdp", {})
-        if not data:
-            return
-        hdp = hdp_session_of(self.config)
-        for key, count in data.get("drops", {}).items():
-            hdp.drops[f"{node.gateway.id} {key}"] = count
-        hdp.seconds = max(hdp.seconds, data.get("seconds", 0.0))
-        hdp.agent_specs += [a for a in data.get("agents", []) if a not in hdp.agent_specs]
+@pytest.fixture
+def hdp_listener(request: pytest.FixtureRequest) -> Callable[..., Listener]:
+    """`hdp_listener(protocols, family=4, host=...)` opens raw listeners on `host`
+    (default: the session's first target's receiving end); `.wait(sent)` returns the
+    `Arrival` or raises ProbeTimeout, `.address` is where to send."""
+    return session_of(request.config).hands().listener

@@ -1,301 +1,274 @@
-"""One test session's probing: cases, expectations, agents, and the batch they share."""
+"""The session object: one a pytest process, made at configure and kept in the config's
+stash. Each of the plugin's hooks hands its work to one method here, in the order pytest
+calls them: configure, header, parametrise, collected, per-test results and reports,
+finish, summary; and for pytest-xdist, the lab handed to the workers and their data back.
+
+Loading pytest-hdp costs a pytest run little: this module imports only light ones. The
+probing machinery (hdp's engine, profiles, lab; pytest_hdp.world) loads when the first
+hdp test is collected, or when an option names a lab or a profile to check up front.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from hdp import profile as profiles
-from hdp import target as targets
-from hdp.agent.install import agent_command
-from hdp.agent.launch import AgentClient, AgentError, AgentSpec
-from hdp.case import Case, Observation
-from hdp.errors import HdpError, UsageError
-from hdp.host import platform_info
-from hdp.resources import profile_folders
-from hdp.selection import parse_protocols
-from hdp.target import Target
-from hdp.verdict import Verdict, judge
-from pytest_hdp.settings import Settings
+from hdp.case import Case
+from hdp.checks.chapter import BY_NAME
+from hdp.errors import HdpError
+from pytest_hdp import outcome
+from pytest_hdp.marker import CHECK_MARKER, MARKER, CheckMark, HdpMark
+from pytest_hdp.outcome import NotHere
+from pytest_hdp.settings import HdpUsageError, Settings
 
-VANTAGE_ENV = "HDP_VANTAGE"  # names this process's vantage point, e.g. on an ssh worker
+if TYPE_CHECKING:
+    from hdp.checks.path import PathSettings, PathUnderTest
+    from pytest_hdp.probes import Hands
+    from pytest_hdp.results import HdpCheck, HdpResult
+    from pytest_hdp.world import HdpWorld
 
-
-class QuirkObserved(Exception):
-    """The known quirk the profile expects was observed: the case xfails with its reason."""
-
-
-def plan_target(text: str, families: Sequence[int]) -> Target:
-    """One --hdp-target; a host that does not resolve is a usage error."""
-    try:
-        return targets.plan_target(text, families)
-    except UsageError as exc:
-        raise pytest.UsageError(f"--hdp-target: {exc}") from None
-
-
-def expand_targets(texts: Sequence[str], families: Sequence[int]) -> list[str]:
-    """--hdp-target values with @IFACE / @local replaced by their addresses."""
-    try:
-        return targets.expand(texts, families)
-    except UsageError as exc:
-        raise pytest.UsageError(f"--hdp-target: {exc}") from None
+Entry = dict[str, object]  # a case or check of the report, as plain JSON
+HDP_FIXTURES = ("hdp_case", "hdp_path")  # the fixtures that parametrise a test
 
 
 @dataclass
-class HdpResult:
-    """What a test sees of its case: the observation, the verdict and the expectation."""
+class TestState:
+    """What one test got from the plugin, for its report."""
 
-    case: Case
-    observation: Observation
-    verdict: Verdict
-    expectation: profiles.Expectation
-    vantage: str | None = None  # where this process probes from, when it is a vantage point
+    result: HdpResult | None = None
+    check: HdpCheck | None = None
+    attempts: int = 0  # a rerun (pytest-rerunfailures) probes again
 
-    @property
-    def expected_outcome(self) -> str:
-        return self.expectation.outcome
 
-    def check(self) -> None:
-        """Pass if delivered as expected; xfail on the expected quirk; fail otherwise."""
-        if profiles.satisfied(self.expectation, self.verdict):
-            if self.expectation.outcome != "delivered":
-                raise QuirkObserved(self.expectation.why or "known quirk")
-            return
-        if self.verdict.outcome.value == "delivered":
-            return  # the quirk is gone: strict xfail turns this pass into a failing XPASS
-        raise AssertionError(
-            f"{self.case.id}: {profiles.describe_mismatch(self.expectation, self.verdict)}"
-            + (f" ({self.observation.note})" if self.observation.note else ""))
+TEST = pytest.StashKey[TestState]()
 
 
 class HdpSession:
-    """The probing state of one pytest process (the controller, or one xdist worker)."""
+    """The probing and reporting of one pytest process (the controller, or a worker)."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.lab: Any = None  # an hdp.lab.Lab when --hdp-lab brought one up or we attach to it
-        self.vantage: str | None = None  # see _plan_targets
-        self.targets = self._plan_targets()
-        self._auto_profiles: dict[tuple[str, str], profiles.Profile | None] = {}
-        self.profile = self._load_profile()
-        self.wanted: list[Case] = []
-        self.results: dict[Case, tuple[Observation, Verdict]] = {}
-        self.skip_reason: str | None = None
-        self.agents: list[AgentClient] = []
-        self.drops: dict[str, int] = {}
-        self.seconds = 0.0
-        self.entries: list[dict[str, Any]] = []  # the controller's collected report cases
+        self.worker = hasattr(config, "workerinput")
+        self._world: HdpWorld | None = None
+        # "worker node-id" -> the test's case or check, as its last attempt saw it
+        self.case_entries: dict[str, Entry] = {}
+        self.check_entries: dict[str, Entry] = {}
+        self.remote_agents: list[str] = []  # from xdist workers
+        self.remote_drops: dict[str, int] = {}
         self.written: list[str] = []
-        self.agent_specs: list[str] = []  # how this process got its raw sockets
         self.warnings: list[str] = []
 
-    # -- planning -------------------------------------------------------------------
+    # -- configure ----------------------------------------------------------------------
 
-    def _plan_targets(self) -> list[Target]:
-        """The targets, and the vantage point: a process inside one of the lab's hosts
-        (an xdist worker started by `hdp lab python HOST`) probes the lab's servers from
-        that host; otherwise $HDP_VANTAGE, if set, names where this process stands."""
+    def configure(self) -> None:
+        """What options name is checked now: a bad topology, profile or target is one
+        usage error before anything is collected (planning builds nothing)."""
         settings = self.settings
-        lab = lab_of(self.config)
-        if lab is None and settings.lab == "auto":
-            from pytest_hdp.plugin import auto_lab
+        if settings.explicit_profile or (settings.lab not in (None, "auto")):
+            self.world()
 
-            lab = auto_lab(self.config)
-        targets = [] if lab is not None and not settings.targets_given else \
-            [plan_target(t, settings.families) for t in expand_targets(settings.targets,
-                                                                      settings.families)]
-        self.vantage = os.environ.get(VANTAGE_ENV) or None
-        if lab is not None:
-            self.lab = lab
-            host = lab.host_of_this_process()
-            if host is not None:
-                self.vantage = f"{lab.topology.name}/{host}"
-            targets += lab_targets(lab, settings.families, vantage=host)
-        return targets
+    def world(self) -> HdpWorld:
+        """The probing machinery, made on first need (HdpUsageError for a bad choice)."""
+        if self._world is None:
+            # Imported here, once: a pytest run without hdp tests never loads hdp's engine,
+            # profiles and lab (about 75 ms; see the README's start-up figures).
+            from pytest_hdp.world import HdpWorld
 
+            workerinput = getattr(self.config, "workerinput", {})
+            try:
+                self._world = HdpWorld(self.settings, Path(str(self.config.rootpath)),
+                                       workerinput.get("hdp_lab"), self.config.add_cleanup)
+                if self.worker:  # a worker's usage error can only be a collection error
+                    self._world.validate_profiles()
+            except HdpError as exc:
+                raise HdpUsageError(str(exc)) from None
+        return self._world
 
-    def _load_profile(self) -> profiles.Profile | None:
-        """An explicit profile file, or None for 'auto' (chosen per path) and 'none'."""
-        choice = self.settings.profile
-        if choice in ("auto", "none"):
-            if choice == "auto":
-                for target in self.targets:  # bad files fail now, not in the middle of a run
-                    self.profile_for(target.path)
-            return None
-        try:
-            return profiles.load_profile(choice)
-        except HdpError as exc:
-            raise pytest.UsageError(f"--hdp-profile: {exc}") from None
+    def header(self) -> list[str]:
+        settings = self.settings
+        if not (settings.targets_given or settings.explicit_profile or
+                settings.lab not in (None, "auto")):
+            return []
+        return self.world().header()
 
-    def profile_for(self, path: str) -> profiles.Profile | None:
-        """The profile that applies to cases on `path` (loopback, network, netns...)."""
-        if self.settings.profile == "none":
-            return None
-        if self.settings.profile != "auto":
-            return self.profile
-        return self.select_profile("", path, "--hdp-profile auto")
+    # -- collection ---------------------------------------------------------------------
 
-    def select_profile(self, folder: str, path: str, what: str) -> profiles.Profile | None:
-        """The profile for this platform and `path` in profiles/FOLDER, once: of the folders
-        of hdp.resources.profile_folders (the user's first), the first that has one."""
-        if (folder, path) not in self._auto_profiles:
-            chosen = None
-            for directory in profile_folders(Path(str(self.config.rootpath)), folder):
-                try:
-                    chosen = profiles.select_profile(directory, platform_info(), path)
-                except HdpError as exc:
-                    raise pytest.UsageError(f"{what}: {exc}") from None
-                if chosen is not None:
-                    break
-            self._auto_profiles[(folder, path)] = chosen
-        return self._auto_profiles[(folder, path)]
-
-    def all_cases(self) -> list[Case]:
-        cases = []
-        for target in self.targets:
-            for family in target.families:
-                for payload in self.settings.payloads:
-                    cases += [Case(target.name, family, p, payload, path=target.path)
-                              for p in self.settings.protocols]
-        return cases
-
-    def cases_for(self, marker: pytest.Mark | None) -> list[Case]:
-        """All cases, narrowed by a `@pytest.mark.hdp(...)` marker's keywords."""
-        cases = self.all_cases()
-        if marker is None:
-            return cases
-        narrow = dict(marker.kwargs)
-        if "protocols" in narrow:
-            value = narrow["protocols"]
-            wanted = set(parse_protocols(value) if isinstance(value, str) else value)
-            cases = [c for c in cases if c.protocol in wanted]
-        for key, attribute in (("families", "family"), ("payloads", "payload"),
-                               ("targets", "target"), ("paths", "path")):
-            if key in narrow:
-                allowed = set(narrow[key]) if not isinstance(narrow[key], (str, int)) \
-                    else {narrow[key]}
-                cases = [c for c in cases if getattr(c, attribute) in allowed]
-        return cases
-
-    def expectation(self, case: Case) -> profiles.Expectation:
-        return profiles.expect(self.profile_for(case.path), case)
-
-    def profiles_in_use(self) -> list[profiles.Profile]:
-        chosen = [self.profile_for(t.path) for t in self.targets]
-        return list({p.path: p for p in chosen if p is not None}.values())
-
-    # -- probing --------------------------------------------------------------------
-
-    def result(self, case: Case) -> HdpResult:
-        if case not in self.results:
-            if case not in self.wanted:  # asked for outside the parametrised cases
-                self.wanted.append(case)
-            self._run_batch()
-        if self.skip_reason is not None:
-            pytest.skip(self.skip_reason)
-        observation, verdict = self.results[case]
-        return HdpResult(case, observation, verdict, self.expectation(case), self.vantage)
-
-    def _run_batch(self) -> None:
-        """Probe every case this process collected, in one pipelined batch per sender."""
-        pending = [c for c in dict.fromkeys(self.wanted) if c not in self.results]
-        if not pending or self.skip_reason is not None:
+    def parametrize(self, metafunc: pytest.Metafunc) -> None:
+        names = metafunc.fixturenames
+        if not any(name in names for name in HDP_FIXTURES):
             return
-        try:
-            batches = targets.probe(pending, {t.name: t for t in self.targets}, self._start,
-                                    self.local_sender_spec, timeout=self.settings.timeout)
-        except AgentError as exc:
-            self.skip_reason = f"{exc}; {privilege_fix()}"
+        where = metafunc.definition.nodeid
+        mark = HdpMark.parse(metafunc.definition.get_closest_marker(MARKER), where)
+        world = self.world()
+        if "hdp_case" in names:
+            metafunc.parametrize("hdp_case", [pytest.param(case, id=case.id)
+                                              for case in world.cases_for(mark)])
+        if "hdp_path" in names:
+            check = CheckMark.parse(metafunc.definition.get_closest_marker(CHECK_MARKER),
+                                    where, BY_NAME)
+            metafunc.parametrize("hdp_path", [
+                pytest.param((target, family), id=f"{target.name}-ipv{family}")
+                for target, family in world.paths_for(mark, check.families)], indirect=True)
+
+    def collected(self, items: Iterable[pytest.Item]) -> None:
+        """Every case this process will run goes into its first batch; every profile it
+        needs is loaded now, so that a bad file is one usage error before any probe."""
+        if self._world is None:
             return
-        planned = {t.name: t for t in self.targets}
-        for result in batches:
-            self.seconds += result.seconds
-            self.drops.update(result.drops)
-            for observation in result.observations:
-                case = observation.case
-                nat_source = planned[case.target].nat_source.get(case.family)
-                self.results[case] = (observation, judge(observation, nat_source=nat_source))
+        if not self.worker:
+            try:
+                self._world.validate_profiles()
+            except HdpError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        wanted = []
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            case = None if callspec is None else callspec.params.get("hdp_case")
+            if isinstance(case, Case):  # not pytest's placeholder of an empty parameter set
+                mark = HdpMark.parse(item.get_closest_marker(MARKER), item.nodeid)
+                wanted.append(self._world.request(case, mark))
+        self._world.want(wanted)
 
-    def _start(self, spec: AgentSpec) -> AgentClient:
-        agent = AgentClient.start(spec)
-        self.agents.append(agent)
-        self.agent_specs.append(str(spec))
-        return agent
+    # -- fixtures -------------------------------------------------------------------------
 
-    def local_sender_spec(self, paths: Iterable[str]) -> AgentSpec:
-        """Where local probes come from, per --hdp-privilege; AgentError when nothing works."""
-        mode = self.settings.privilege
-        if mode == "direct":
-            return AgentSpec("inprocess")
-        if mode == "sudo":
-            return AgentSpec("sudo")
-        if mode == "userns":
-            return AgentSpec("userns")
-        from hdp import rawsock
-
+    def result(self, case: Case, test: pytest.Item | None = None) -> HdpResult:
+        """The result of `case` for `test` (the session's choices without one); a test
+        run again probes again."""
+        world = self.world()
+        mark = HdpMark() if test is None else \
+            HdpMark.parse(test.get_closest_marker(MARKER), test.nodeid)
+        state = TestState() if test is None else test.stash.setdefault(TEST, TestState())
+        state.attempts += 1
         try:
-            rawsock.check_privilege(4)
-            return AgentSpec("inprocess")
-        except HdpError:
-            pass
-        if _works(["sudo", "-n", "-l", "--", *agent_command()]):
-            # Allowed to start the agent (a narrow rule, `hdp agent sudoers`, or ALL).
-            return AgentSpec("sudo")
-        if sys.platform.startswith("linux") and set(paths) <= {"loopback"} \
-                and _works(["unshare", "--user", "--map-root-user", "--net", "true"]):
-            return AgentSpec("userns")
-        raise AgentError("no way to open raw sockets: not root, no CAP_NET_RAW, sudo -n "
-                         "refused" + ("" if set(paths) <= {"loopback"} else
-                                      ", and user namespaces reach only loopback"))
+            result = world.result(world.request(case, mark),
+                                  "" if test is None else test.nodeid,
+                                  again=state.attempts > 1)
+        except NotHere as exc:
+            pytest.skip(str(exc))
+        state.result = result
+        return result
 
-    def close(self) -> None:
-        for agent in self.agents:
-            agent.close()
-        self.agents.clear()
+    def path(self, param: object) -> PathUnderTest:
+        """The path of an `hdp_path` parameter (a target and a family)."""
+        try:
+            return self.world().path_of(param)
+        except NotHere as exc:
+            pytest.skip(str(exc))
 
+    def check(self, test: pytest.Item, path: PathUnderTest) -> HdpCheck:
+        mark = CheckMark.parse(test.get_closest_marker(CHECK_MARKER), test.nodeid, BY_NAME)
+        if mark.name is None:
+            raise HdpUsageError(f'{test.nodeid}: hdp_check needs @pytest.mark.hdp_check("NAME")')
+        check = self.world().check(mark.name, path)
+        test.stash.setdefault(TEST, TestState()).check = check
+        return check
 
-def lab_of(config: pytest.Config) -> Any:
-    """The session's lab: brought up by the controller, attached to by xdist workers."""
-    return getattr(config, "_hdp_lab", None)
+    def hands(self) -> Hands:
+        try:
+            return self.world().hands_here()
+        except NotHere as exc:
+            pytest.skip(str(exc))
 
+    def sysctl(self, path: PathUnderTest) -> PathSettings:
+        return self.world().path_settings(path)
 
-def lab_targets(lab: Any, families: Sequence[int], vantage: str | None = None) -> list[Target]:
-    """Each server of the lab, probed from its first client through an agent inside its
-    namespace, or from `vantage`, the lab host this process itself runs in. A server
-    behind a NAT expects the NAT's address as the source of what arrives."""
-    topology = lab.topology
-    client = topology.clients[0] if vantage is None else vantage
-    usable = tuple(f for f in families if f == 4 or topology.ipv6)
-    targets = []
-    for server in topology.servers:
-        addresses = {f: lab.address(server, f, toward=client) for f in usable}
-        nat_source = {f: source for f in usable
-                      if (source := lab.translated_source(client, server, f)) is not None}
-        targets.append(Target(f"{topology.name}/{server}", usable, topology.name,
-                              lab.agent(client) if vantage is None else "local",
-                              lab.agent(server), addresses, nat_source))
-    return targets
+    # -- each test's report -------------------------------------------------------------
 
+    def annotate(self, item: pytest.Item, call: pytest.CallInfo[None],
+                 report: pytest.TestReport) -> None:
+        """Put the test's case or check on its report (plain JSON, so that it rides to
+        the xdist controller), flag our own failures as errors, attach the evidence."""
+        state = item.stash.get(TEST, None)
+        if state is None or self._world is None:
+            return
+        world = self._world
+        # Plain attributes of the report: xdist carries them to the controller.
+        if call.excinfo is not None and report.when == "call" and \
+                world.machinery_failed(call.excinfo.value):
+            setattr(report, "hdp_error", True)  # noqa: B010
+        result, check = state.result, state.check
+        if result is not None and (report.when == "call" or
+                                   (report.when == "setup" and not report.passed)):
+            if self.settings.pcap == "all" or (report.failed and self.settings.pcap != "none"):
+                result.write_pcaps()
+            if report.failed:
+                report.sections.append(("hdp", result.evidence_line()))
+            label = outcome.label(result.judgement, report)
+            if label is not None:
+                setattr(report, "hdp_case", world.case_entry(result, label))  # noqa: B010
+        if check is not None and check.observed is not None and report.when == "call":
+            label = outcome.label(check.judgement, report)
+            if label is not None:
+                setattr(report, "hdp_check", check.entry(label))  # noqa: B010
 
-def _works(command: list[str]) -> bool:
-    if shutil.which(command[0]) is None:
-        return False
-    try:
-        return subprocess.run(command, capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    def teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
+        """Our own machinery's failure is an ERROR in pytest's summary, not a failure."""
+        if report.failed and getattr(report, "hdp_error", False):
+            return "error", "E", "ERROR"
+        return None
 
+    def skip_instead(self, exc: BaseException) -> bool:
+        """Whether a test that raised `exc` cannot run here, rather than failed."""
+        return self._world is not None and self._world.skips(exc)
 
-def privilege_fix() -> str:
-    return ("to fix: run pytest as root (sudo -E pytest ...), grant CAP_NET_RAW, allow "
-            "'sudo -n' for the agent (the rule `hdp agent sudoers --user NAME` prints), or "
-            "on Linux enable unprivileged user namespaces (loopback targets only)")
+    def record(self, report: pytest.TestReport) -> None:
+        """The controller keeps each test's case and check; a test run again (a rerun,
+        a retried worker) counts with its last attempt."""
+        case, check = getattr(report, "hdp_case", None), getattr(report, "hdp_check", None)
+        # `--dist each` runs a test on every worker: each run is a case of its own.
+        worker = str(getattr(getattr(getattr(report, "node", None), "gateway", None), "id", ""))
+        if isinstance(case, dict):
+            self.case_entries[f"{worker} {report.nodeid}"] = case
+        if isinstance(check, dict):
+            self.check_entries[f"{worker} {report.nodeid}"] = check
+
+    # -- the end ------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Close the agents (after pytest's own teardown: an `hdp_sysctl` finalizer still
+        needs its agent); a worker hands its figures to the controller, which writes."""
+        world = self._world
+        if world is not None:
+            world.close()
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            if world is not None:
+                workeroutput["hdp"] = {"drops": dict(world.prober.drops),
+                                       "agents": world.prober.used}
+            return
+        if self.case_entries or self.check_entries:
+            self.world().write_outputs(self.case_entries.values(), self.check_entries.values(),
+                                       self.written, self.warnings)
+
+    def summary(self, terminal: pytest.TerminalReporter) -> None:
+        if self.worker or not self.case_entries:
+            return
+        self.world().summary(self.case_entries.values(), self.check_entries.values(),
+                             self.remote_agents, self.remote_drops, self.written,
+                             self.warnings, terminal)
+
+    # -- pytest-xdist -------------------------------------------------------------------
+
+    def setup_nodes(self) -> None:
+        """A lab named by --hdp-lab comes up before the workers start: they may run
+        inside its hosts (`hdp lab python HOST`)."""
+        if self.settings.lab not in (None, "auto"):
+            self.world().lab_up()
+
+    def workerinput(self) -> dict[str, object]:
+        """What a worker needs of this process: the lab to attach to."""
+        shared = None if self._world is None else self._world.shared_lab()
+        return {} if shared is None else {"hdp_lab": shared}
+
+    def worker_done(self, gateway: str, data: dict[str, object]) -> None:
+        drops, agents = data.get("drops"), data.get("agents")
+        if isinstance(drops, dict):
+            self.remote_drops.update({f"{gateway} {key}": int(count)
+                                      for key, count in drops.items()})
+        if isinstance(agents, list):
+            self.remote_agents += [str(a) for a in agents if str(a) not in self.remote_agents]

@@ -1,29 +1,41 @@
 """The plugin's settings: each option has an ini twin and an HDP_* environment variable.
 
 Resolution order is the command line, then the environment, then the ini file, then
-the default. A bad value is a usage error that names the option and the fix.
+the default. A bad value is a usage error, one line, that names the option and the fix.
+The one table below gives each option's name, metavar, default and help to `--help`,
+to the ini file's help (`pytest --help` lists both) and to the README's option table.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 
 from hdp.address import literal_address
-from hdp.errors import UsageError
+from hdp.errors import HdpError, UsageError
 from hdp.selection import parse_protocols
 
 DEFAULT_TARGETS = ("127.0.0.1", "::1")
 PRIVILEGES = ("auto", "direct", "sudo", "userns")
 PAYLOADS = ("hdp", "udp", "raw")
+PCAP_WHEN = ("none", "failed", "all")
+AUTO_LAB = "routed"
+
+
+# pytest marks UsageError final for type checkers only; at run time this is both.
+class HdpUsageError(pytest.UsageError, pytest.Collector.CollectError):  # type: ignore[misc]
+    """A bad marker, target or profile found while collecting: a usage error that pytest
+    shows as one line where it collects the test (a collection error, so that xdist
+    workers report it too), not as a traceback; raised before collection, one line too."""
 
 
 @dataclass(frozen=True)
 class Option:
     name: str  # the option without dashes, e.g. "hdp-target"
+    metavar: str
     help: str
     default: str | None = None
     multiple: bool = False
@@ -36,27 +48,48 @@ class Option:
     def env(self) -> str:
         return self.dest.upper()
 
+    @property
+    def full_help(self) -> str:
+        default = f" (default: {self.default})" if self.default is not None else ""
+        return f"{self.help}{default} [env {self.env}, ini {self.dest}]"
+
 
 OPTIONS = (
-    Option("hdp-target", "target to probe: host name, IPv4/IPv6 address, ssh://[user@]host, "
-           "or netns://NAME; repeatable (default: loopback, 127.0.0.1 and ::1)", multiple=True),
-    Option("hdp-protocols", "protocol numbers to probe, e.g. 0-255, 1,6,17 or -1-300",
+    Option("hdp-target", "TARGET",
+           "target to probe: host name, IPv4/IPv6 address, ssh://[user@]host, netns://NAME, "
+           "@IFACE (that interface's addresses) or @local; repeatable (default: loopback, "
+           "127.0.0.1 and ::1)", multiple=True),
+    Option("hdp-protocols", "SPEC", "protocol numbers to probe, e.g. 253, 1,6,17 or -1-300",
            "0-255"),
-    Option("hdp-family", "address families: 4, 6 or 4,6", "4,6"),
-    Option("hdp-payload", "what probes carry after the IP header: hdp, udp, raw or a list",
-           "hdp,udp"),
-    Option("hdp-profile", "quirk profile: a YAML file, 'auto' (the one that applies to this "
-           "platform, from conformance/profiles or profiles beside the tests, else the "
-           "shipped ones) or 'none'", "auto"),
-    Option("hdp-record-profile", "record what this run observed as a profile at PATH"),
-    Option("hdp-report", "write the quirk report to PATH (.md or .json)"),
-    Option("hdp-timeout", "seconds to wait after the last probe for late evidence", "1.0"),
-    Option("hdp-privilege", "how to get raw sockets: auto, direct, sudo or userns", "auto"),
-    Option("hdp-lab", "bring a lab topology up for the session (direct, routed, nat, "
-           "firewall-drop, ...) and probe its servers from its clients; 'auto': the routed "
-           "lab when no target is given and the machine allows it, else loopback; 'none'",
+    Option("hdp-family", "FAMILIES", "address families: 4, 6 or 4,6", "4,6"),
+    Option("hdp-payload", "PAYLOADS", "what probes carry after the IP header: hdp, udp, raw "
+           "or a list", "hdp,udp"),
+    Option("hdp-listener", "AGENT",
+           "who listens at the target: auto (the target's own agent: the sender's on "
+           "loopback, the lab server's, the ssh host's; nobody for a plain host), none "
+           "(verdicts from ICMP alone, like nmap -sO), or an agent: child, sudo, "
+           "netns:NAME, ssh://[user@]host", "auto"),
+    Option("hdp-profile", "PROFILE",
+           "quirk profile: a YAML file, 'auto' (the one that applies to this platform and "
+           "path, from conformance/profiles or profiles beside the tests, else the shipped "
+           "ones) or 'none'", "auto"),
+    Option("hdp-record-profile", "PATH", "record what this run observed as a profile at PATH"),
+    Option("hdp-report", "PATH", "write the quirk report to PATH (.md or .json)"),
+    Option("hdp-timeout", "SECONDS", "seconds to wait after the last probe for late evidence",
+           "1.0"),
+    Option("hdp-privilege", "MODE", "how to get raw sockets: auto, direct, sudo or userns",
+           "auto"),
+    Option("hdp-lab", "LAB",
+           "bring a lab topology up for the session (direct, routed, nat, firewall-drop, ... "
+           "or a topology YAML file) and probe its servers from its clients; 'auto': the "
+           "routed lab when no target is given and the machine allows it, else loopback",
            "none"),
+    Option("hdp-pcap", "WHEN",
+           "keep each hdp case's own packets as a pcap: failed (cases of failing tests) or "
+           "all; Linux only (AF_PACKET)", "none"),
+    Option("hdp-pcap-dir", "DIR", "the folder for --hdp-pcap files", "hdp-pcap"),
 )
+BY_DEST = {option.dest: option for option in OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -66,23 +99,30 @@ class Settings:
     protocols: tuple[int, ...] = tuple(range(256))
     families: tuple[int, ...] = (4, 6)
     payloads: tuple[str, ...] = ("hdp", "udp")
+    listener: str | None = None  # None: each target's own (auto)
     profile: str = "auto"
     record_profile: str | None = None
     report: str | None = None
     timeout: float = 1.0
     privilege: str = "auto"
-    lab: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    lab: str | None = None  # a topology name or file, "auto", or None
+    pcap: str = "none"
+    pcap_dir: str = "hdp-pcap"
+    given: frozenset[str] = frozenset()  # the options set on the command line, env or ini
+
+    @property
+    def explicit_profile(self) -> bool:
+        return self.profile not in ("auto", "none")
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("hdp", "network-path conformance (pytest-hdp)")
     for option in OPTIONS:
-        group.addoption(f"--{option.name}", dest=option.dest, metavar="VALUE",
+        group.addoption(f"--{option.name}", dest=option.dest, metavar=option.metavar,
                         action="append" if option.multiple else "store", default=None,
-                        help=f"{option.help} [env {option.env}, ini {option.dest}]")
+                        help=option.full_help)
         kind: Literal["linelist", "string"] = "linelist" if option.multiple else "string"
-        parser.addini(option.dest, option.help, type=kind,
+        parser.addini(option.dest, option.full_help, type=kind,
                       default=[] if option.multiple else option.default)
 
 
@@ -101,40 +141,31 @@ def _raw(config: pytest.Config, option: Option) -> tuple[list[str], str]:
     return ([str(ini)] if ini not in (None, "") else []), f"ini {option.dest}"
 
 
-def resolve(config: pytest.Config) -> Settings:
+def resolve_settings(config: pytest.Config) -> Settings:
     """Settings from the command line, environment and ini; usage errors name the option."""
     values: dict[str, tuple[list[str], str]] = {o.dest: _raw(config, o) for o in OPTIONS}
 
-    def one(dest: str) -> tuple[str | None, str]:
+    def one(dest: str) -> tuple[str, str]:
         items, origin = values[dest]
-        return (items[0] if items else None), origin
+        return (items[0] if items else BY_DEST[dest].default or ""), origin
 
-    targets, origin = values["hdp_target"]
-    for target in targets:
-        check_target(target, origin)
     protocols_text, origin = one("hdp_protocols")
     try:
-        protocols = tuple(parse_protocols(protocols_text or "0-255"))
+        protocols = tuple(parse_protocols(protocols_text))
     except UsageError as exc:
         raise pytest.UsageError(f"{origin}: {exc}") from None
-    family_text, origin = one("hdp_family")
-    families = tuple(_families(family_text or "4,6", origin))
+    families = tuple(_families(*one("hdp_family")))
+    targets, origin = values["hdp_target"]
+    check_targets(targets, families, origin)
     payload_text, origin = one("hdp_payload")
-    payloads = tuple(dict.fromkeys(p.strip() for p in (payload_text or "hdp,udp").split(",")))
+    payloads = tuple(dict.fromkeys(p.strip() for p in payload_text.split(",")))
     for payload in payloads:
         if payload not in PAYLOADS:
             raise pytest.UsageError(f"{origin}: unknown payload {payload!r}: give "
                                     f"{', '.join(PAYLOADS)} or a comma-separated list")
-    timeout_text, origin = one("hdp_timeout")
-    try:
-        timeout = float(timeout_text or "1.0")
-    except ValueError:
-        timeout = -1.0
-    if not 0 < timeout <= 3600:
-        raise pytest.UsageError(f"{origin}: invalid timeout {timeout_text!r}: give seconds, "
-                                "e.g. 1.5")
+    timeout = _seconds(*one("hdp_timeout"))
     privilege, origin = one("hdp_privilege")
-    if (privilege or "auto") not in PRIVILEGES:
+    if privilege not in PRIVILEGES:
         raise pytest.UsageError(f"{origin}: unknown privilege mode {privilege!r}: give "
                                 f"{', '.join(PRIVILEGES)}")
     report, origin = one("hdp_report")
@@ -142,18 +173,21 @@ def resolve(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"{origin}: {report!r} must end in .md or .json "
                                 "(the report's format follows the extension)")
     lab, origin = one("hdp_lab")
-    if lab and lab != "none" and (not lab.replace("-", "").replace("_", "").isalnum()
-                                  and not lab.endswith((".yaml", ".yml"))):
+    if lab != "none" and (not lab.replace("-", "").replace("_", "").isalnum()
+                          and not lab.endswith((".yaml", ".yml"))):
         raise pytest.UsageError(f"{origin}: invalid lab {lab!r}: give a topology name such as "
                                 "routed (see hdp lab list) or a topology YAML file")
-    profile, _ = one("hdp_profile")
-    record, _ = one("hdp_record_profile")
+    pcap, origin = one("hdp_pcap")
+    if pcap not in PCAP_WHEN:
+        raise pytest.UsageError(f"{origin}: invalid value {pcap!r}: give failed, all or none")
     return Settings(
         targets=tuple(targets) or DEFAULT_TARGETS, targets_given=bool(targets),
         protocols=protocols, families=families, payloads=payloads,
-        profile=profile or "auto", record_profile=record or None, report=report or None,
-        timeout=timeout, privilege=privilege or "auto",
-        lab=_lab_choice(lab, bool(targets)))
+        listener=check_listener(*one("hdp_listener")),
+        profile=one("hdp_profile")[0], record_profile=one("hdp_record_profile")[0] or None,
+        report=report or None, timeout=timeout, privilege=privilege,
+        lab=_lab_choice(lab, bool(targets)), pcap=pcap, pcap_dir=one("hdp_pcap_dir")[0],
+        given=frozenset(dest for dest, (items, _) in values.items() if items))
 
 
 def _families(text: str, origin: str) -> list[int]:
@@ -166,56 +200,83 @@ def _families(text: str, origin: str) -> list[int]:
     return list(dict.fromkeys(families))
 
 
-def check_target(target: str, origin: str) -> None:
-    """Reject what can never be a target, before any probe is planned."""
+def _seconds(text: str, origin: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise pytest.UsageError(f"{origin}: invalid timeout {text!r}: give seconds, e.g. 1.5")
+    return seconds
+
+
+def check_listener(text: str, origin: str) -> str | None:
+    """None for `auto`; `none`; or an agent spec hdp.agent.launch can start."""
+    if text in ("", "auto"):
+        return None
+    problem = listener_problem(text)
+    if problem is not None:
+        raise pytest.UsageError(f"{origin}: {problem}")
+    return text
+
+
+def listener_problem(text: str) -> str | None:
+    """What is wrong with a listener choice, or None (auto, none, or an agent spec)."""
+    if text in ("auto", "none"):
+        return None
+    # Loaded only for a listener given: the agent launcher is no light import.
+    from hdp.agent.launch import AgentSpec
+
+    try:
+        AgentSpec.parse(text)
+    except HdpError as exc:
+        return f"{exc}, or auto, or none"
+    return None
+
+
+def check_targets(targets: list[str], families: tuple[int, ...], origin: str) -> None:
+    """Reject what can never be a target, and a host that does not resolve, before any
+    test is collected: one line, no traceback."""
+    for target in targets:
+        _check_syntax(target, origin)
+    if not targets:
+        return
+    # Loaded only when targets are given: planning reads interfaces and resolves names.
+    from hdp.target import expand, plan_target
+
+    try:
+        for text in expand(targets, families):
+            plan_target(text, families)
+    except UsageError as exc:
+        raise pytest.UsageError(f"{origin}: {exc}") from None
+
+
+def _check_syntax(target: str, origin: str) -> None:
     if target.startswith(("ssh://", "netns://")):
         rest = target.split("://", 1)[1]
         if not rest or "/" in rest:
             raise pytest.UsageError(f"{origin}: invalid target {target!r}: give "
                                     "ssh://[user@]host or netns://NAME")
         if target.startswith("ssh://"):
+            # Loaded only for an ssh target: the same check as --agent and `hdp sweep`.
             from hdp.agent.launch import check_ssh_destination
 
             try:
-                check_ssh_destination(rest)  # the same check as --agent and hdp sweep
+                check_ssh_destination(rest)
             except UsageError as exc:
                 raise pytest.UsageError(f"{origin}: {exc}") from None
-        return
-    if "://" in target:
+    elif "://" in target:
         raise pytest.UsageError(f"{origin}: unknown target scheme in {target!r}: give a host, "
                                 "an address, ssh://[user@]host or netns://NAME")
-    if literal_address(target) is not None:
-        return
-    if target.startswith("@"):  # @IFACE / @local: the interface must exist now
-        from hdp.target import expand
-
-        try:
-            expand([target], (4, 6))
-        except UsageError as exc:
-            raise pytest.UsageError(f"{origin}: {exc}") from None
-        return
-    if not target or any(c.isspace() for c in target) or len(target) > 253:
+    elif literal_address(target) is None and not target.startswith("@") and (
+            not target or any(c.isspace() for c in target) or len(target) > 253):
         raise pytest.UsageError(f"{origin}: invalid target {target!r}: give a host name or an "
                                 "IPv4/IPv6 address")
 
 
-def check_profile(path: str) -> None:
-    """Load an explicit --hdp-profile now, so a bad file is a usage error before collection."""
-    from hdp.errors import HdpError
-    from hdp.profile import load_profile
-
-    try:
-        load_profile(path)
-    except HdpError as exc:
-        raise pytest.UsageError(f"--hdp-profile: {exc}") from None
-
-
-AUTO_LAB = "routed"
-
-
-def _lab_choice(lab: str | None, targets_given: bool) -> str | None:
+def _lab_choice(lab: str, targets_given: bool) -> str | None:
     """'auto' means a lab only for the suite's default target, never beside given ones."""
-    if not lab or lab == "none":
+    if lab in ("", "none"):
         return None
     if lab == "auto":
         return None if targets_given else "auto"

@@ -41,6 +41,7 @@ PRIVILEGED_PORTS = 1024  # binding below this needs a root caller
 
 U32 = Annotated[int, Range(0, (1 << 32) - 1)]
 Family = Literal[4, 6]
+PayloadName = Literal["hdp", "udp", "raw"]
 Port = Annotated[int, Range(0, 65535)]
 Handle = Annotated[int, Range(1, MAX_HANDLE)]
 Seconds = Annotated[float, Range(0, MAX_WAIT)]
@@ -54,6 +55,27 @@ Hex = Annotated[str, Text(2 * MAX_DATAGRAM, r"(?:[0-9a-fA-F]{2})*", "hex bytes")
 ProbeData = Annotated[str, Text(2 * MAX_PROBE_SIZE, r"(?:[0-9a-fA-F]{2})*", "hex bytes")]
 Runs = Annotated[tuple[U32, ...], Items(MAX_RUNS)]
 Handles = Annotated[tuple[Handle, ...], Items(MAX_SOCKETS)]
+
+
+def family(value: int) -> Family:
+    """`value` as a request's family, for a caller building one in code; ValueError unless
+    it is 4 or 6."""
+    if value == 4:
+        return 4
+    if value == 6:
+        return 6
+    raise ValueError(f"family {value!r}: give 4 or 6")
+
+
+def payload(value: str) -> PayloadName:
+    """`value` as a probe's payload kind; ValueError unless hdp, udp or raw."""
+    if value == "hdp":
+        return "hdp"
+    if value == "udp":
+        return "udp"
+    if value == "raw":
+        return "raw"
+    raise ValueError(f"payload {value!r}: give hdp, udp or raw")
 
 
 @dataclass(frozen=True)
@@ -92,7 +114,7 @@ class ProbeSpec(Message):
     family: Family
     protocol: Annotated[int, Range(PROTOCOL_MIN, PROTOCOL_MAX)]
     dst: Address
-    payload: Literal["hdp", "udp", "raw"] = "hdp"
+    payload: PayloadName = "hdp"
     size: Annotated[int, Range(0, MAX_PROBE_SIZE)] = 64
     header_included: bool = False  # ICMP-only mode: the agent builds the IP header too
     ident: U32 = 0  # IPv4 identification / IPv6 flow label of a header the agent builds

@@ -26,6 +26,11 @@ def test_delivery(hdp_result):
 """
 
 
+# pytest-rerunfailures's workers report back to a server on the controller's loopback,
+# which a worker in a lab host's namespace cannot reach.
+NO_RERUNS = ("-p", "no:rerunfailures")
+
+
 def _worker(host: str) -> str:
     # The value execnet shell-splits: arguments are fine, `//` is not.
     return f"popen//python={sys.executable} -m hdp lab python {host}"
@@ -40,7 +45,7 @@ def test_workers_in_two_nat_clients_report_each_vantage_point(pytester):
     before = lab_namespaces()
     pytester.makepyfile(test_delivery=DELIVERY)
     result = pytester.runpytest_subprocess(
-        "-p", "no:randomly", "-p", "no:cacheprovider", "--hdp-lab", "nat",
+        "-p", "no:randomly", "-p", "no:cacheprovider", *NO_RERUNS, "--hdp-lab", "nat",
         "--hdp-protocols", "17,253", "--hdp-profile", "none", "--hdp-report", "r.json",
         "--dist", "each", "--tx", _worker("client1"), "--tx", _worker("client2"))
     # Other processes' labs may come up meanwhile: theirs have an owner that still runs.

@@ -114,8 +114,10 @@ rules:
     # A different failure than the profile expects: a plain failure naming both.
     ("EINVAL", "delivered", {"failed": 1, "passed": 1},
      ["*expected socket-error (EINVAL)*observed socket-error (EPROTONOSUPPORT)*"]),
-    # A quirk that has gone: XPASS(strict), which fails the run.
-    ("EPROTONOSUPPORT", "lost", {"xfailed": 1, "failed": 1}, ["*XPASS(strict)*"]),
+    # A quirk that has gone fails the run until the profile is updated.
+    ("EPROTONOSUPPORT", "lost", {"xfailed": 1, "failed": 1},
+     ["*p253*the quirk has gone: expected lost by quirks.yaml rule 2, observed delivered; "
+      "update the profile*"]),
 ])
 def test_xfail_strictness_in_all_three_directions(suite, errno, expect253, outcomes, lines):
     suite.path.joinpath("quirks.yaml").write_text(PROFILE.format(errno=errno,
@@ -228,10 +230,10 @@ def test_sender_and_listener_fixtures(pytester):
     pytester.makepyfile(test_own="""
         def test_marks_survive(hdp_sender, hdp_listener):
             listener = hdp_listener(253, family=4)
-            sent = hdp_sender.send("127.0.0.1", 253, dscp=46, case=1)
-            assert sent["ok"] and sent["bytes"] == 12 + 20 + 64
-            arrival = listener.wait(case=1)
-            assert arrival is not None and arrival["dscp"] == 46 and arrival["intact"]
-            assert listener.wait(case=2, timeout=0.2) is None
+            sent = hdp_sender.send(listener.address, 253, dscp=46)
+            assert sent.ok and sent.bytes == 12 + 20 + 64
+            arrival = listener.wait(sent)
+            assert arrival.dscp == 46 and arrival.intact and arrival.tagged
+            assert listener.poll(sent.case + 1000, timeout=0.2) is None
     """)
-    _run(pytester).assert_outcomes(passed=1)
+    _run(pytester, "--hdp-target", "127.0.0.1").assert_outcomes(passed=1)

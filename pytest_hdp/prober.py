@@ -1,0 +1,171 @@
+"""Probing for the plugin: `probe(requests) -> results`, the one call every hdp case of a
+process goes through, in pipelined batches (hdp.target.probe, hdp.engine).
+
+A request is a case and how it is observed (who listens, how long to wait for late
+evidence); requests that share both go out as one batch. With `--hdp-pcap`, every agent
+of a batch captures while it runs, and each case keeps its own packets (hdp.evidence).
+Agents are started once per spec and kept for later batches; `close()` ends them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from hdp import target as targets
+from hdp.agent import messages
+from hdp.agent.launch import AgentClient, AgentError, AgentSpec
+from hdp.case import Case, Observation
+from hdp.evidence import Packet, packets_of_case
+from hdp.target import Target
+from hdp.verdict import Verdict, judge
+
+CAPTURE_WAIT = 0.2  # for the last packets to reach a capture after the batch's deadline
+
+
+@dataclass(frozen=True)
+class Request:
+    """A case to probe, and how: who listens (None: the target's own), and how long to
+    wait for late evidence."""
+
+    case: Case
+    listener: str | None
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A case's own packets as each capturing end kept them, or why there are none."""
+
+    packets: Mapping[str, tuple[Packet, ...]] = field(default_factory=dict)  # end -> packets
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What probing one request gave: the observation, its verdict, the evidence."""
+
+    request: Request
+    observation: Observation
+    verdict: Verdict
+    evidence: Evidence | None = None  # None: no capture was asked for
+
+
+@dataclass
+class _Capture:
+    agent: AgentClient
+    handle: int | None
+    note: str | None = None
+
+
+class Prober:
+    """The agents of one process's delivery cases and the batches sent through them."""
+
+    def __init__(self, local: Callable[[set[str]], AgentSpec], *, capture: bool) -> None:
+        self.local = local  # how this host sends (see HdpWorld.local_sender_spec)
+        self.capture = capture
+        self.agents: dict[str, AgentClient] = {}
+        self.used: list[str] = []  # every agent spec that probed, for the summary
+        self.drops: dict[str, int] = {}
+        self.seconds = 0.0
+
+    def probe(self, requests: Iterable[Request],
+              plan: Mapping[str, Target]) -> dict[Request, Probed]:
+        """Probe `requests` (each once), one batch per listener choice and timeout;
+        AgentError when no agent can be started."""
+        groups: dict[tuple[str | None, float], list[Request]] = defaultdict(list)
+        for request in dict.fromkeys(requests):
+            groups[(request.listener, request.timeout)].append(request)
+        probed: dict[Request, Probed] = {}
+        for (listener, timeout), group in groups.items():
+            probed.update(self._batch(group, plan, listener, timeout))
+        return probed
+
+    def _batch(self, group: Sequence[Request], plan: Mapping[str, Target],
+               listener: str | None, timeout: float) -> dict[Request, Probed]:
+        by_case = {request.case: request for request in group}
+        captures: list[_Capture] = []
+
+        def start(spec: AgentSpec) -> AgentClient:
+            agent = self._agent(spec)
+            if self.capture and all(c.agent is not agent for c in captures):
+                captures.append(_start_capture(agent))
+            return agent
+
+        batches = targets.probe(list(by_case), plan, start, self.local, listener=listener,
+                                timeout=timeout)
+        packets = [(c, _stop_capture(c)) for c in captures]
+        probed: dict[Request, Probed] = {}
+        for batch in batches:
+            self.seconds += batch.seconds
+            self.drops.update(batch.drops)
+            for index, observation in enumerate(batch.observations):
+                case = observation.case
+                evidence = None
+                if self.capture:
+                    evidence = _evidence(packets, observation, batch.run_id, index)
+                verdict = judge(observation, nat_source=plan[case.target].nat_source.get(
+                    case.family))
+                probed[by_case[case]] = Probed(by_case[case], observation, verdict, evidence)
+        return probed
+
+    def _agent(self, spec: AgentSpec) -> AgentClient:
+        key = str(spec)
+        agent = self.agents.get(key)
+        if agent is None or not agent.alive():
+            agent = self.agents[key] = AgentClient.start(spec)
+            if key not in self.used:
+                self.used.append(key)
+        return agent
+
+    def close(self) -> None:
+        for agent in self.agents.values():
+            agent.close()
+        self.agents.clear()
+
+
+def _start_capture(agent: AgentClient) -> _Capture:
+    """Capture everything this agent's host sees (the cases' flows pick their packets out
+    afterwards, hdp.evidence), or say why it cannot."""
+    try:
+        ident = agent.request(messages.CaptureStart(incoming_only=False))
+        answer = agent.next_event(lambda e: e.get("id") == ident, 15.0, [])
+    except AgentError as exc:
+        return _Capture(agent, None, f"no capture at {agent.spec}: {exc}")
+    if answer is None or not answer.get("ok"):
+        reason = "no answer" if answer is None else \
+            f"{answer.get('errno')}: {answer.get('reason') or 'captures need Linux AF_PACKET'}"
+        return _Capture(agent, None, f"no capture at {agent.spec} ({reason})")
+    return _Capture(agent, int(answer["handle"]))
+
+
+def _stop_capture(capture: _Capture) -> list[Packet]:
+    if capture.handle is None:
+        return []
+    try:
+        ident = capture.agent.request(messages.CaptureStop(handle=capture.handle,
+                                                           wait=CAPTURE_WAIT))
+        answer = capture.agent.next_event(lambda e: e.get("id") == ident, 15.0 + CAPTURE_WAIT,
+                                          [])
+    except AgentError as exc:
+        capture.note = f"capture at {capture.agent.spec} lost: {exc}"
+        return []
+    if answer is None:
+        capture.note = f"capture at {capture.agent.spec} did not answer"
+        return []
+    if answer.get("dropped"):
+        capture.note = (f"capture at {capture.agent.spec} kept its first packets only "
+                        f"({answer['dropped']} more not kept)")
+    # A loopback packet shows twice, leaving and arriving: keep the arrival.
+    return [(int(p["time_ns"]), bytes.fromhex(p["data"])) for p in answer.get("packets", [])
+            if not (p.get("direction") == "outgoing" and p.get("interface") == "lo")]
+
+
+def _evidence(captured: list[tuple[_Capture, list[Packet]]], observation: Observation,
+              run_id: int, index: int) -> Evidence:
+    ends = {str(capture.agent.spec): tuple(packets_of_case(packets, observation, run_id,
+                                                           index))
+            for capture, packets in captured if capture.handle is not None}
+    notes = [capture.note for capture, _ in captured if capture.note]
+    return Evidence(ends, "; ".join(notes) or None)
