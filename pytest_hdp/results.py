@@ -85,16 +85,14 @@ class HdpResult:
     def _hold(self, expectation: Expectation, *, asserted: bool) -> None:
         __tracebackhide__ = True
         self.asserted = expectation
-        judgement = judge_case(self.case, self.observation, self.verdict, expectation,
-                               asserted=asserted, caveat=self.caveat)
-        if judgement.decision in (Decision.FAIL, Decision.VANISHED):
-            written = self.write_pcaps()
-            if written:
-                judgement = Judgement(judgement.decision, judgement.expected,
-                                      judgement.observed,
-                                      f"{judgement.line}; pcap: {', '.join(written)}")
-        self.judgement = judgement
-        enforce(judgement)
+        self.judgement = judge_case(self.case, self.observation, self.verdict, expectation,
+                                    asserted=asserted, caveat=self.caveat)
+        if self.judgement.decision in (Decision.FAIL, Decision.VANISHED):
+            self.write_pcaps()
+            # The failure names the case's pcap, where one was kept.
+            enforce(Judgement(self.judgement.decision, self.judgement.expected,
+                              self.judgement.observed, self.evidence_line()))
+        enforce(self.judgement)
 
     def evidence_line(self) -> str:
         """Expected against observed, in one line, for a failure report."""
@@ -113,7 +111,7 @@ class HdpResult:
         if self.pcaps or self.evidence is None or self.pcap_dir is None:
             return self.pcaps
         folder = Path(self.pcap_dir)
-        stem = _file_name(f"{self.test}-{self.case.id}" if self.test else self.case.id)
+        stem = _file_name(self.test or self.case.id)
         ends = [(end, packets) for end, packets in self.evidence.packets.items()]
         for end, packets in ends:
             suffix = "" if len(ends) == 1 else f".{_file_name(end)}"

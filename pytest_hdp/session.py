@@ -196,7 +196,8 @@ class HdpSession:
                                    (report.when == "setup" and not report.passed)):
             if self.settings.pcap == "all" or (report.failed and self.settings.pcap != "none"):
                 result.write_pcaps()
-            if report.failed:
+            judged = result.judgement is not None and not result.judgement.passed
+            if report.failed and not judged:  # a failure of the test's own assertions
                 report.sections.append(("hdp", result.evidence_line()))
             label = outcome.label(result.judgement, report)
             if label is not None:

@@ -16,8 +16,8 @@ its reason):
 | anything else                         | `fail`         | FAILED, naming both              |
 
 `no-answer` is never a conformance failure: where a profile expects it, it is that
-profile's quirk; otherwise nothing was learned, and the check says so instead of passing
-or failing.
+profile's quirk, and where a test expects it itself, it passes; otherwise nothing was
+learned, and the check says so instead of passing or failing.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def decide(observed: str, *, baseline: bool, quirk: bool | None) -> Decision:
         return Decision.ERROR
     if quirk:
         return Decision.QUIRK
-    if observed == NO_ANSWER:
+    if observed == NO_ANSWER and not baseline:
         return Decision.INCONCLUSIVE
     if baseline:
         return Decision.PASS if quirk is None else Decision.VANISHED
