@@ -122,8 +122,9 @@ def add_options(parser: pytest.Parser) -> None:
                         action="append" if option.multiple else "store", default=None,
                         help=option.full_help)
         kind: Literal["linelist", "string"] = "linelist" if option.multiple else "string"
+        # No ini default: an unset key must read as not given (see Settings.given).
         parser.addini(option.dest, option.full_help, type=kind,
-                      default=[] if option.multiple else option.default)
+                      default=[] if option.multiple else "")
 
 
 def _raw(config: pytest.Config, option: Option) -> tuple[list[str], str]:
