@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import RAW_FIX, RAW_V4, RAW_V6
 from tests.lab.conftest import lab_namespaces, requires_lab
+from tests.plugin.readme import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ("direct", "firewall-drop", "firewall-reject", "first-packet", "lossy", "mtu-1280",
@@ -191,3 +192,18 @@ def test_the_collected_suite_is_the_installed_one(installed: Installed) -> None:
     assert "<Package pytest_hdp>" in done.stdout and "<Package conformance>" in done.stdout
     modules = set(re.findall(r"<Module (test_\w+\.py)>", done.stdout))
     assert modules == {path.name for path in (ROOT / "conformance").glob("test_*.py")}
+
+
+@requires_linux_raw
+@pytest.mark.parametrize("lab", ["none", pytest.param("routed", marks=requires_lab)])
+def test_the_readmes_path_tests_pass_from_the_wheel(installed: Installed, tmp_path: Path,
+                                                    lab: str) -> None:
+    """The README's "Writing path tests" examples, in a folder of a user's own, against
+    the installed plugin: on loopback and across the routed lab."""
+    for name, source in examples().items():
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    done = installed.run("python", "-m", "pytest", "-p", "no:cacheprovider", "--hdp-lab", lab,
+                         "-q", "-rfEs", cwd=tmp_path)
+    _must(done, f"pytest of the README's examples (--hdp-lab {lab})")
+    summary = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed in .*", summary), done.stdout[-2000:]
