@@ -49,7 +49,7 @@ class AgentSpec:
         text = text.strip()
         if text in ("inprocess", "local", "child", "sudo", "userns"):
             return cls("inprocess" if text == "local" else text)
-        for prefix in ("netns:", "netns://"):
+        for prefix in ("netns://", "netns:"):  # the longer first: netns://X is X
             if text.startswith(prefix) and text[len(prefix):]:
                 name = text[len(prefix):]
                 if not _NAMESPACE.fullmatch(name):
