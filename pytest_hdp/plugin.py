@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from hdp.case import Case
 from pytest_hdp.marker import CHECK_MARKER, marker_help
 from pytest_hdp.session import HdpSession
 from pytest_hdp.settings import add_options, resolve_settings
 
 if TYPE_CHECKING:
-    from hdp.case import Delivery, Observation
+    from hdp.case import Case, Delivery, Observation
     from hdp.checks.path import PathSettings, PathUnderTest
     from hdp.verdict import Verdict
     from pytest_hdp.probes import Hands, Listener

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hdp.case import Case
-from hdp.checks.chapter import BY_NAME
 from hdp.errors import HdpError
 from pytest_hdp import outcome
 from pytest_hdp.marker import CHECK_MARKER, MARKER, CheckMark, HdpMark
@@ -26,6 +24,7 @@ from pytest_hdp.outcome import NotHere
 from pytest_hdp.settings import HdpUsageError, Settings
 
 if TYPE_CHECKING:
+    from hdp.case import Case
     from hdp.checks.path import PathSettings, PathUnderTest
     from pytest_hdp.probes import Hands
     from pytest_hdp.results import HdpCheck, HdpResult
@@ -110,7 +109,7 @@ class HdpSession:
                                               for case in world.cases_for(mark)])
         if "hdp_path" in names:
             check = CheckMark.parse(metafunc.definition.get_closest_marker(CHECK_MARKER),
-                                    where, BY_NAME)
+                                    where, world.statements)
             metafunc.parametrize("hdp_path", [
                 pytest.param((target, family), id=f"{target.name}-ipv{family}")
                 for target, family in world.paths_for(mark, check.families)], indirect=True)
@@ -129,9 +128,9 @@ class HdpSession:
         for item in items:
             callspec = getattr(item, "callspec", None)
             case = None if callspec is None else callspec.params.get("hdp_case")
-            if isinstance(case, Case):  # not pytest's placeholder of an empty parameter set
+            if case is not None:
                 mark = HdpMark.parse(item.get_closest_marker(MARKER), item.nodeid)
-                wanted.append(self._world.request(case, mark))
+                wanted.append((case, mark))
         self._world.want(wanted)
 
     # -- fixtures -------------------------------------------------------------------------
@@ -161,10 +160,12 @@ class HdpSession:
             pytest.skip(str(exc))
 
     def check(self, test: pytest.Item, path: PathUnderTest) -> HdpCheck:
-        mark = CheckMark.parse(test.get_closest_marker(CHECK_MARKER), test.nodeid, BY_NAME)
+        world = self.world()
+        mark = CheckMark.parse(test.get_closest_marker(CHECK_MARKER), test.nodeid,
+                               world.statements)
         if mark.name is None:
             raise HdpUsageError(f'{test.nodeid}: hdp_check needs @pytest.mark.hdp_check("NAME")')
-        check = self.world().check(mark.name, path)
+        check = world.check(mark.name, path)
         test.stash.setdefault(TEST, TestState()).check = check
         return check
 

@@ -23,6 +23,7 @@ from hdp.agent.launch import AgentError, AgentSpec, split_ssh
 from hdp.case import Case
 from hdp.checks.chapter import BY_NAME
 from hdp.checks.path import PathSettings, PathUnderTest
+from hdp.checks.rule import ERROR
 from hdp.endpoint import Unavailable
 from hdp.errors import HdpError
 from hdp.lab.errors import LabError
@@ -146,8 +147,16 @@ class HdpWorld:
 
     # -- probing --------------------------------------------------------------------------
 
-    def want(self, requests: Iterable[Request]) -> None:
-        self.wanted += requests
+    @property
+    def statements(self) -> list[str]:
+        """The chapter's statements a test of `hdp_path` may name."""
+        return list(BY_NAME)
+
+    def want(self, tests: Iterable[tuple[object, HdpMark]]) -> None:
+        """The cases collected tests are parametrised with (and their markers): the first
+        batch probes them all."""
+        self.wanted += [self.request(case, mark) for case, mark in tests
+                        if isinstance(case, Case)]  # not pytest's empty-parameter placeholder
 
     def probed(self, request: Request, *, again: bool = False) -> Probed:
         """The request's result: from the batch of every case this process collected,
@@ -169,8 +178,13 @@ class HdpWorld:
         return self.results[request]
 
     def result(self, request: Request, test: str, *, again: bool = False) -> HdpResult:
+        """The test's result; MachineryError (an ERROR at setup, whatever the test asserts)
+        when the verdict is that our own machinery failed."""
         probed = self.probed(request, again=again)
         case = request.case
+        if probed.verdict.outcome.value == ERROR:
+            note = probed.observation.note or "no note"
+            raise MachineryError(f"{case.id}: our own machinery failed ({note})")
         return HdpResult(case, probed.observation, probed.verdict,
                          self.profiles.expectation(case), request.timeout, self.vantage,
                          self.profiles.caveat(case.path), probed.evidence,

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -214,6 +215,26 @@ def test_sender_and_listener_reach_lab_hosts(pytester):
             assert (arrival.src, arrival.ttl) == (sent.src, 9)
     """)
     _run(pytester, "--hdp-lab", "routed").assert_outcomes(passed=1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                    reason="creating a network namespace needs root on Linux")
+def test_sender_and_listener_reach_a_namespace(pytester):
+    name = f"hdp-hands-{os.getpid()}"
+    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace (ip netns add)")
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        pytester.makepyfile(test_mine=f"""
+            def test_inside(hdp_sender, hdp_listener):
+                listener = hdp_listener(253, family=4, host="netns://{name}")
+                sent = hdp_sender.send(listener.address, 253, host="netns://{name}")
+                assert listener.wait(sent).src == sent.src == "127.0.0.1"
+        """)
+        result = _loopback(pytester)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    result.assert_outcomes(passed=1)
 
 
 # -- reruns, timeouts, evidence ------------------------------------------------------------
