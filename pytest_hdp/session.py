@@ -75,7 +75,7 @@ class HdpSession:
         """The probing machinery, made on first need (HdpUsageError for a bad choice)."""
         if self._world is None:
             # Imported here, once: a pytest run without hdp tests never loads hdp's engine,
-            # profiles and lab (about 75 ms; see the README's start-up figures).
+            # profiles and lab (about 80 ms more; see the README's plugin section).
             from pytest_hdp.world import HdpWorld
 
             workerinput = getattr(self.config, "workerinput", {})
