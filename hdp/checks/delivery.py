@@ -24,8 +24,8 @@ def judge_case(case: Case, observation: Observation, verdict: Verdict,
                expectation: Expectation, *, asserted: bool = False,
                caveat: str | None = None) -> Judgement:
     """The decision for `case`. `asserted`: `expectation` is the test's own, not a
-    profile's; `caveat` is said with every xfail (e.g. that the profile was recorded for
-    another platform or path than this run's)."""
+    profile's; `caveat` is said with every xfail and every failure the profile decides
+    (e.g. that the profile was recorded for another platform or path than this run's)."""
     met = satisfied(expectation, verdict)
     quirk: bool | None = None
     baseline = met
@@ -52,4 +52,6 @@ def judge_case(case: Case, observation: Observation, verdict: Verdict,
         line = f"{case.id}: {observed_text}, as expected"
     else:
         line = f"{case.id}: expected {expected_text}, observed {observed_text}{note}"
+    if caveat and not asserted and decision in (Decision.VANISHED, Decision.FAIL):
+        line += f"; {caveat}"
     return Judgement(decision, expected_text, observed_text, line)
