@@ -58,3 +58,22 @@ def test_the_suite_imports_its_checks_as_a_package():
         assert "sys.path" not in text and "chapter_support" not in text, module.name
     assert "import pytest" not in "\n".join(
         p.read_text() for p in (ROOT / "hdp" / "checks").glob("*.py"))
+
+
+def test_one_parametriser_one_makereport_one_collector(pytester):
+    """Delivery cases and chapter checks had two of each."""
+    pytester.makepyfile(test_mine="def test_nothing(): pass\n")
+    counts: dict[str, int] = {}
+
+    class Spy:
+        def pytest_unconfigure(self, config: pytest.Config) -> None:
+            for hook in ("pytest_generate_tests", "pytest_runtest_makereport",
+                         "pytest_runtest_logreport", "pytest_collection_finish"):
+                impls = getattr(config.pluginmanager.hook, hook).get_hookimpls()
+                counts[hook] = sum(1 for impl in impls
+                                   if type(impl.plugin).__module__.startswith("pytest_hdp")
+                                   or getattr(impl.plugin, "__name__", "").startswith(
+                                       "pytest_hdp"))
+
+    pytester.inline_run("-p", "no:randomly", "--hdp-lab", "none", plugins=[Spy()])
+    assert counts == dict.fromkeys(counts, 1) and len(counts) == 4
