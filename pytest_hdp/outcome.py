@@ -21,7 +21,9 @@ from typing import NoReturn
 
 import pytest
 
-from hdp.checks.rule import Decision, Judgement
+from hdp.checks.rule import ERROR, Decision, Judgement
+
+__all__ = ["ERROR", "CheckFailed", "MachineryError", "NotHere", "QuirkGone", "enforce", "label"]
 
 
 class CheckFailed(AssertionError):
@@ -70,8 +72,8 @@ def label(judgement: Judgement | None, report: pytest.TestReport) -> str | None:
     if report.skipped and not hasattr(report, "wasxfail"):
         inconclusive = judgement is not None and judgement.decision is Decision.INCONCLUSIVE
         return "inconclusive" if inconclusive else None
-    if getattr(report, "hdp_error", False):
-        return "error"
+    if getattr(report, "hdp_error", False) or (report.failed and report.when != "call"):
+        return ERROR
     if judgement is not None and not (report.failed and judgement.passed):
         return judgement.decision.value
     if report.passed:

@@ -150,6 +150,9 @@ class HdpSession:
         except NotHere as exc:
             pytest.skip(str(exc))
         state.result = result
+        if result.outcome == outcome.ERROR:  # an ERROR at setup, whatever the test asserts
+            note = result.observation.note or "no note"
+            raise outcome.MachineryError(f"{case.id}: our own machinery failed ({note})")
         return result
 
     def path(self, param: object) -> PathUnderTest:

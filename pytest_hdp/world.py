@@ -23,7 +23,6 @@ from hdp.agent.launch import AgentError, AgentSpec, split_ssh
 from hdp.case import Case
 from hdp.checks.chapter import BY_NAME
 from hdp.checks.path import PathSettings, PathUnderTest
-from hdp.checks.rule import ERROR
 from hdp.endpoint import Unavailable
 from hdp.errors import HdpError
 from hdp.lab.errors import LabError
@@ -178,13 +177,9 @@ class HdpWorld:
         return self.results[request]
 
     def result(self, request: Request, test: str, *, again: bool = False) -> HdpResult:
-        """The test's result; MachineryError (an ERROR at setup, whatever the test asserts)
-        when the verdict is that our own machinery failed."""
+        """The test's result (NotHere, MachineryError: see probed)."""
         probed = self.probed(request, again=again)
         case = request.case
-        if probed.verdict.outcome.value == ERROR:
-            note = probed.observation.note or "no note"
-            raise MachineryError(f"{case.id}: our own machinery failed ({note})")
         return HdpResult(case, probed.observation, probed.verdict,
                          self.profiles.expectation(case), request.timeout, self.vantage,
                          self.profiles.caveat(case.path), probed.evidence,
