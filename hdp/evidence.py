@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import ip_address
 
-from hdp.case import Case, Observation
+from hdp.case import Observation
 from hdp.errors import DecodeError
 from hdp.flow import ICMP_PROTOCOLS, Flow, FlowFilter, Sieve, read_packet
 from hdp.wire import hdp as hdp_wire
@@ -70,7 +70,3 @@ def _tag_allows(data: bytes, run_id: int, index: int) -> bool:
     tag = None if found is None else found[1].tag
     return tag is None or (tag.run_id, tag.case) == (run_id, index)
 
-
-def case_of(case: Case) -> str:
-    """A file-name-safe label of the case."""
-    return "".join(c if c.isalnum() or c in "-." else "_" for c in case.id)
