@@ -110,9 +110,13 @@ class Message:
         return message
 
     def to_json(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for name, write in _compiled(type(self)).nested.items():
-            if out[name] is not None:
+        """Plain JSON; an optional field left at None is omitted, so a peer that predates
+        the field (and refuses fields it does not know) still reads the message."""
+        spec = _compiled(type(self))
+        out = {k: v for k, v in self.__dict__.items()
+               if v is not None or k not in spec.defaults or spec.defaults[k] is not None}
+        for name, write in spec.nested.items():
+            if out.get(name) is not None:
                 out[name] = write(out[name])
         return out
 
