@@ -20,6 +20,7 @@ from hdp.wire import ipv4
 from hdp.wire.hdp import find_tag
 from pytest_hdp.settings import OPTIONS
 from tests.conftest import RAW_FIX, RAW_V4
+from tests.integration.test_launchers import sshd  # noqa: F401  (a fixture)
 from tests.lab.conftest import requires_lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,6 +236,24 @@ def test_sender_and_listener_reach_a_namespace(pytester):
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
     result.assert_outcomes(passed=1)
+
+
+@linux_raw
+def test_sender_and_listener_reach_an_ssh_host(pytester, sshd, monkeypatch):  # noqa: F811
+    """The "remote" host is this one, through an sshd of the test's own on 127.0.0.1."""
+    port, key = sshd
+    monkeypatch.setenv("HDP_SSH_OPTIONS", f"-i {key} -o StrictHostKeyChecking=no "
+                       "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+    monkeypatch.setenv("HDP_REMOTE_PYTHON", f"env PYTHONPATH={ROOT} {sys.executable}")
+    host = f"ssh://root@127.0.0.1:{port}"
+    pytester.makepyfile(test_mine=f"""
+        def test_there(hdp_sender, hdp_listener):
+            listener = hdp_listener(253, family=4, host="{host}")
+            sent = hdp_sender.send("127.0.0.1", 253, dscp=10)
+            assert listener.address == "127.0.0.1"
+            assert listener.wait(sent, timeout=5).dscp == 10
+    """)
+    _loopback(pytester).assert_outcomes(passed=1)
 
 
 # -- reruns, timeouts, evidence ------------------------------------------------------------
