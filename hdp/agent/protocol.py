@@ -32,6 +32,12 @@ Fields with more to them than their type
     this OS). ``captured`` ``unattributed``: packets too broken to show whose they are,
     not kept; ``dropped``: matching packets past the capture's packet or byte limit,
     which ``limit`` then names.
+    ``send`` probe ``ttl`` (1..255) and ``data`` (hex, at most MAX_PROBE_SIZE bytes): the
+    TTL / hop limit the probe leaves with (absent: the kernel's, or 64 in a header the agent
+    builds), and the bytes after the tag in place of ``size`` bytes of filler. The agent
+    still builds every header and the tag, so a caller that is not root may give both.
+    Optional fields at their default are left out of a request (hdp.agent.schema), so an
+    agent that predates one still serves every request that does not use it.
     ``sent`` ``icmp_possible``: false for an ICMP-only probe that had to go out on a raw
     socket of its own protocol to an address of this host (macOS has no IPV6_HDRINCL):
     that socket takes the probe in, so no ICMP error can answer it and a missing answer

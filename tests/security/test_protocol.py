@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sys
 import threading
@@ -18,7 +19,9 @@ from hdp.agent.powers import Caller
 from hdp.agent.server import Agent
 from hdp.endpoint import Endpoint
 from hdp.flow import Flow
+from hdp.probe import PayloadKind, Probe, encode_probe
 from hdp.wire import ipv4
+from hdp.wire.hdp import ProbeTag
 from tests.conftest import RAW_FIX, RAW_V4
 
 
@@ -43,6 +46,13 @@ def test_every_operation_is_defined_documented_and_handled():
     (b'{"op":"send","id":1,"run":4294967296,"probes":[]}', "out of range"),
     (b'{"op":"send","id":2,"run":1,"probes":[{"case":0,"family":4,"protocol":253,'
      b'"dst":"127.0.0.1","size":2147483648}]}', "out of range 0..65535"),
+    (b'{"op":"send","id":2,"run":1,"probes":[{"case":0,"family":4,"protocol":253,'
+     b'"dst":"127.0.0.1","ttl":0}]}', r"probes\[0\]\.ttl: 0 is out of range 1..255"),
+    (b'{"op":"send","id":2,"run":1,"probes":[{"case":0,"family":4,"protocol":253,'
+     b'"dst":"127.0.0.1","data":"0g"}]}', r"probes\[0\]\.data: '0g' is not hex bytes"),
+    (b'{"op":"send","id":2,"run":1,"probes":[{"case":0,"family":4,"protocol":253,'
+     b'"dst":"127.0.0.1","data":"' + b"00" * 65536 + b'"}]}',
+     "a string of 131072 characters is over the limit of 131070"),
     (b'{"op":"udp-open","id":1,"family":4,"port":true}', "expected an integer"),
     (b'{"op":"udp-open","id":1,"family":"4"}', "give one of 4, 6"),
     (b'{"op":"udp-send","id":1,"handle":1,"dst":"-oProxyCommand=x","port":1}', "not an address"),
@@ -68,6 +78,30 @@ def test_nesting_check_matches_json_on_our_own_requests():
     line = protocol.encode_request(7, messages.Send(run=3, probes=(probe,) * 500))
     assert protocol.nesting_within(line, 3) and not protocol.nesting_within(line, 2)
     assert protocol.decode_request(line.rstrip(b"\n")) == (7, messages.Send(3, (probe,) * 500))
+
+
+def test_optional_fields_left_at_none_stay_off_the_wire():
+    """An agent that predates a field refuses it, even as null: unset knobs are not sent."""
+    plain = messages.ProbeSpec(case=1, family=4, protocol=253, dst="127.0.0.1")
+    line = protocol.encode_request(1, messages.Send(run=3, probes=(plain,)))
+    assert b"ttl" not in line and b"data" not in line and b"null" not in line
+    knobs = messages.ProbeSpec(case=1, family=4, protocol=253, dst="127.0.0.1", ttl=5,
+                               data="c0ffee")
+    line = protocol.encode_request(1, messages.Send(run=3, probes=(knobs,)))
+    assert b'"ttl":5' in line and b'"data":"c0ffee"' in line
+    assert protocol.decode_request(line.rstrip(b"\n")) == (1, messages.Send(3, (knobs,)))
+
+
+def test_the_engine_splits_a_batch_whose_data_would_overrun_a_line(monkeypatch):
+    from hdp import engine
+
+    monkeypatch.setattr(engine, "SEND_DATA", 10)
+    probes = [messages.ProbeSpec(case=i, family=4, protocol=253, dst="127.0.0.1",
+                                 data="ab" * n) for i, n in enumerate((2, 3, 1, 4, 5, 1))]
+    # hex characters 4 + 6, then 2 + 8, then 10: a probe that would overrun starts the next
+    assert [[p.case for p in s.probes] for s in engine.send_requests(7, probes)] == \
+        [[0, 1], [2, 3], [4], [5]]
+    assert engine.SEND_DATA < protocol.MAX_LINE
 
 
 def test_an_overlong_line_is_dropped_as_it_arrives():
@@ -121,6 +155,28 @@ def test_a_non_root_caller_hits_limits_and_missing_powers_as_error_events(restri
     assert restricted.sysctl("net.ipv4.ip_forward")["ok"]
     with pytest.raises(AgentError, match="readable by root only"):
         restricted.sysctl("net.ipv4.tcp_fastopen_key")
+
+
+@pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
+def test_a_non_root_caller_may_set_ttl_and_data_of_the_probes_the_agent_builds(restricted):
+    """Any user may set IP_TTL on a socket of their own, and the data follows the tag the
+    agent writes: neither builds a header or chooses a source (hdp.agent.powers)."""
+    run, data = random.getrandbits(32), b"the caller's own bytes"
+    restricted.call(messages.Listen(4, (253,), (run,)))
+    probe = messages.ProbeSpec(case=3, family=4, protocol=253, dst="127.0.0.1", ttl=7,
+                               data=data.hex())
+    restricted.call(messages.Send(run, (probe,)))
+
+    def arrived(event: dict[str, object]) -> bool:
+        return event.get("event") == "arrival" and event.get("run") == run
+
+    arrival = next((e for e in restricted.aside if arrived(e)), None) or \
+        restricted.agent.next_event(arrived, 5, [])
+    assert arrival is not None, "the probe did not arrive"
+    tag = ProbeTag(run, 3)
+    built = encode_probe(Probe(PayloadKind.HDP, data, tag), "127.0.0.1", "127.0.0.1")
+    assert (arrival["case"], arrival["ttl"], arrival["intact"]) == (3, 7, True)
+    assert arrival["length"] == len(built) and arrival["src"] == "127.0.0.1"
 
 
 def test_a_send_over_the_probe_limit_is_one_error_event():
