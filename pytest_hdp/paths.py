@@ -4,7 +4,6 @@ that stay open for the session, one per end."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -26,7 +25,7 @@ class SkippingEndpoint(Endpoint):
     agent started through sudo by another user refuses them (README "Security model")."""
 
     def call(self, request: messages.Request, *,
-             answer_within: float = 15.0) -> dict[str, Any]:
+             answer_within: float = 15.0) -> dict[str, object]:
         try:
             return super().call(request, answer_within=answer_within)
         except AgentRefusal as exc:
