@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import ip_address
 
-from hdp.case import Observation
+from hdp.case import Case, Observation
 from hdp.errors import DecodeError
 from hdp.flow import ICMP_PROTOCOLS, Flow, FlowFilter, Sieve, read_packet
 from hdp.wire import hdp as hdp_wire
@@ -35,6 +35,21 @@ def case_flow(observation: Observation, index: int) -> Flow | None:
     idents = frozenset({index + 1}) if not observation.listened else frozenset()
     return Flow(case.protocol & 0xFF, None, ip_address(observation.sent_dst.split("%")[0]),
                 port, port, idents)
+
+
+def batch_flows(cases: Iterable[tuple[Case, str]]) -> list[Flow]:
+    """The flows a batch's capture keeps, known before it is sent: one per protocol and
+    destination (`cases` pairs a case with the address it goes to), with the port the
+    probes go to when every case of that pair carries one. Flows never overlap, so a packet
+    is kept by one capture at most; `packets_of_case` then picks each case's own."""
+    ported: dict[tuple[int, str], bool] = {}
+    for case, address in cases:
+        key = (case.protocol & 0xFF, address.split("%")[0])
+        ported[key] = ported.get(key, True) and case.payload in ("hdp", "udp")
+    # The source and its port are left open: a NAT on the way may rewrite either.
+    port = hdp_wire.ORIGINAL_PORT
+    return [Flow(protocol, None, ip_address(address), None, port if both else None)
+            for (protocol, address), both in ported.items()]
 
 
 def packets_of_case(packets: Iterable[Packet], observation: Observation, run_id: int,

@@ -3,7 +3,8 @@ process goes through, in pipelined batches (hdp.target.probe, hdp.engine).
 
 A request is a case and how it is observed (who listens, how long to wait for late
 evidence); requests that share both go out as one batch. With `--hdp-pcap`, every agent
-of a batch captures while it runs, and each case keeps its own packets (hdp.evidence).
+of a batch captures the batch's flows while it runs (all it sees, when there are more
+flows than an agent runs captures), and each case keeps its own packets (hdp.evidence).
 Agents are started once per spec and kept for later batches; `close()` ends them.
 """
 
@@ -14,10 +15,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hdp import target as targets
+from hdp.address import resolve
 from hdp.agent import messages
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.case import Case, Observation
-from hdp.evidence import Packet, packets_of_case
+from hdp.evidence import Packet, batch_flows, packets_of_case
+from hdp.flow import Flow
 from hdp.target import Target
 from hdp.verdict import Verdict, judge
 
@@ -54,8 +57,10 @@ class Probed:
 
 @dataclass
 class _Capture:
+    """The captures one agent runs for a batch: one per flow, or one keeping all."""
+
     agent: AgentClient
-    handle: int | None
+    handles: list[int] = field(default_factory=list)
     note: str | None = None
 
 
@@ -86,11 +91,12 @@ class Prober:
                listener: str | None, timeout: float) -> dict[Request, Probed]:
         by_case = {request.case: request for request in group}
         captures: list[_Capture] = []
+        flows = _flows(by_case, plan) if self.capture else []
 
         def start(spec: AgentSpec) -> AgentClient:
             agent = self._agent(spec)
             if self.capture and all(c.agent is not agent for c in captures):
-                captures.append(_start_capture(agent))
+                captures.append(_start_capture(agent, flows))
             return agent
 
         batches = targets.probe(list(by_case), plan, start, self.local, listener=listener,
@@ -125,47 +131,90 @@ class Prober:
         self.agents.clear()
 
 
-def _start_capture(agent: AgentClient) -> _Capture:
-    """Capture everything this agent's host sees (the cases' flows pick their packets out
-    afterwards, hdp.evidence), or say why it cannot."""
-    try:
-        ident = agent.request(messages.CaptureStart(incoming_only=False))
-        answer = agent.next_event(lambda e: e.get("id") == ident, 15.0, [])
-    except AgentError as exc:
-        return _Capture(agent, None, f"no capture at {agent.spec}: {exc}")
-    if answer is None or not answer.get("ok"):
-        reason = "no answer" if answer is None else \
-            f"{answer.get('errno')}: {answer.get('reason') or 'captures need Linux AF_PACKET'}"
-        return _Capture(agent, None, f"no capture at {agent.spec} ({reason})")
-    return _Capture(agent, int(answer["handle"]))
+def _flows(cases: Iterable[Case], plan: Mapping[str, Target]) -> list[Flow | None]:
+    """What each capture of a batch keeps: the batch's flows, one capture each, when an
+    agent can run that many at once; else one capture of everything, cut afterwards
+    (hdp.evidence), which for a caller that is not root holds its own flows only."""
+    addressed = []
+    for case in cases:
+        address = plan[case.target].addresses.get(case.family) or \
+            resolve(case.target, case.family)[0]
+        if address is not None:  # the engine finds it unresolved too: nothing to capture
+            addressed.append((case, address))
+    flows = batch_flows(addressed)
+    return list(flows) if len(flows) <= messages.MAX_CAPTURES else [None]
+
+
+def _start_capture(agent: AgentClient, flows: Sequence[Flow | None]) -> _Capture:
+    """Capture what `flows` keep at this agent's host, or say why it cannot."""
+    capture = _Capture(agent)
+    for flow in flows:
+        try:
+            answer = _ask(agent, messages.CaptureStart(flow=flow, incoming_only=False), 15.0)
+        except AgentError as exc:
+            capture.note = f"no capture at {agent.spec}: {exc}"
+            break
+        if answer is None or not answer.get("ok"):
+            reason = "no answer" if answer is None else answer.get("message") or \
+                f"{answer.get('errno')}: {answer.get('reason') or 'captures need Linux AF_PACKET'}"
+            capture.note = f"no capture at {agent.spec} ({reason})"
+            break
+        handle = answer.get("handle")
+        if isinstance(handle, int):
+            capture.handles.append(handle)
+    return capture
 
 
 def _stop_capture(capture: _Capture) -> list[Packet]:
-    if capture.handle is None:
-        return []
+    """The packets of every capture of `capture`'s agent, in the order they came."""
+    packets: list[Packet] = []
+    for handle in capture.handles:
+        packets += _stop_one(capture, handle)
+    return sorted(packets, key=lambda packet: packet[0])
+
+
+def _stop_one(capture: _Capture, handle: int) -> list[Packet]:
     try:
-        ident = capture.agent.request(messages.CaptureStop(handle=capture.handle,
-                                                           wait=CAPTURE_WAIT))
-        answer = capture.agent.next_event(lambda e: e.get("id") == ident, 15.0 + CAPTURE_WAIT,
-                                          [])
+        answer = _ask(capture.agent, messages.CaptureStop(handle=handle, wait=CAPTURE_WAIT),
+                      15.0 + CAPTURE_WAIT)
     except AgentError as exc:
         capture.note = f"capture at {capture.agent.spec} lost: {exc}"
         return []
-    if answer is None:
-        capture.note = f"capture at {capture.agent.spec} did not answer"
+    if answer is None or answer.get("event") == "error":
+        capture.note = f"capture at {capture.agent.spec} did not answer" if answer is None \
+            else f"capture at {capture.agent.spec} refused: {answer.get('message')}"
         return []
     if answer.get("dropped"):
         capture.note = (f"capture at {capture.agent.spec} kept its first packets only "
                         f"({answer['dropped']} more not kept)")
-    # A loopback packet shows twice, leaving and arriving: keep the arrival.
-    return [(int(p["time_ns"]), bytes.fromhex(p["data"])) for p in answer.get("packets", [])
-            if not (p.get("direction") == "outgoing" and p.get("interface") == "lo")]
+    packets = answer.get("packets")
+    return [packet for packet in map(_packet, packets) if packet is not None] \
+        if isinstance(packets, list) else []
+
+
+def _packet(item: object) -> Packet | None:
+    """A packet of a `captured` answer; None for the leaving copy of a loopback packet,
+    which shows twice (leaving and arriving: the arrival is kept)."""
+    if not isinstance(item, dict):
+        return None
+    time_ns, data = item.get("time_ns"), item.get("data")
+    if not isinstance(time_ns, int) or not isinstance(data, str) or \
+            (item.get("direction") == "outgoing" and item.get("interface") == "lo"):
+        return None
+    return time_ns, bytes.fromhex(data)
+
+
+def _ask(agent: AgentClient, request: messages.Request,
+         within: float) -> dict[str, object] | None:
+    """The agent's answer to `request` (an `error` event is one), None if none came."""
+    ident = agent.request(request)
+    return agent.next_event(lambda e: e.get("id") == ident, within, [])
 
 
 def _evidence(captured: list[tuple[_Capture, list[Packet]]], observation: Observation,
               run_id: int, index: int) -> Evidence:
     ends = {str(capture.agent.spec): tuple(packets_of_case(packets, observation, run_id,
                                                            index))
-            for capture, packets in captured if capture.handle is not None}
+            for capture, packets in captured if capture.handles}
     notes = [capture.note for capture, _ in captured if capture.note]
     return Evidence(ends, "; ".join(notes) or None)

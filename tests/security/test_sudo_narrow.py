@@ -16,7 +16,9 @@ import pytest
 
 from hdp.agent.cli import sudoers_rule
 from hdp.agent.install import agent_command
+from hdp.pcap import decode_pcap
 from hdp.wire import ipv4, udp
+from hdp.wire.hdp import find_tag
 from tests.conftest import RAW_FIX, RAW_V4
 from tests.plugin.test_plugin import DELIVERY
 from tests.security import helpers
@@ -62,6 +64,30 @@ def test_unprivileged_pytest_delivers_through_the_narrow_rule(narrow_rule):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "2 passed" in output and "agents: sudo" in output
+
+
+def test_unprivileged_pytest_keeps_each_cases_packets_with_hdp_pcap(narrow_rule):
+    """The batch's captures run in the sudo agent, which shows its caller only its own
+    flows: each case's pcap still holds that case's probe, and nothing else."""
+    with shared_directory() as work:
+        (work / "test_delivery.py").write_text(DELIVERY)
+        result = as_nobody(sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           "-p", "no:randomly", "test_delivery.py", "--hdp-target",
+                           "127.0.0.1", "--hdp-protocols", "252,253", "--hdp-payload", "hdp",
+                           "--hdp-privilege", "auto", "--hdp-pcap", "all",
+                           "--hdp-pcap-dir", "pcaps", "-v", cwd=work)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "2 passed" in output and "agents: sudo" in output
+        pcaps = sorted((work / "pcaps").iterdir())
+        assert [p.name for p in pcaps] == [
+            f"test_delivery.py__test_delivery_127.0.0.1-ipv4-p{n}_.pcap" for n in (252, 253)]
+        for protocol, path in zip((252, 253), pcaps, strict=True):
+            records = decode_pcap(path.read_bytes())
+            assert len(records) == 1, path.name  # the probe as it arrived, nothing else
+            packet = ipv4.decode(records[0].data)
+            found = find_tag(packet.payload)
+            assert packet.header.protocol == protocol and found is not None and found[1].tag
 
 
 # Runs as nobody: one sudo agent, asked for what only root may have.

@@ -9,7 +9,7 @@ from hdp.evidence import packets_of_case
 from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
 from hdp.wire import icmp, ipv4
 from hdp.wire.fragment import fragment_ipv4
-from hdp.wire.hdp import ProbeTag
+from hdp.wire.hdp import ORIGINAL_PORT, ProbeTag
 
 SRC, DST, OTHER = "198.18.1.1", "198.18.2.2", "198.18.3.3"
 RUN = 0x1A2B3C4D
@@ -58,3 +58,21 @@ def test_later_fragments_come_with_their_first():
 def test_a_probe_that_never_left_has_no_packets():
     never = Observation(Case(DST, 4, 253), send_errno="EPERM")
     assert packets_of_case([(0, _probe(0))], never, RUN, 0) == []
+
+
+def test_a_batch_captures_one_flow_per_protocol_and_destination_and_keeps_each_case():
+    from hdp.evidence import batch_flows
+    from hdp.flow import FlowFilter
+
+    cases = [(Case(DST, 4, 253), DST), (Case("b", 4, 253, payload="raw"), DST),
+             (Case(DST, 4, 254), DST), (Case(OTHER, 4, 253), OTHER)]
+    flows = batch_flows(cases)
+    port = ORIGINAL_PORT  # where every hdp and udp probe goes; a raw probe has no port
+    assert [(f.protocol, str(f.src), str(f.dst), f.sport, f.dport) for f in flows] == [
+        (253, "None", DST, None, None), (254, "None", DST, None, port),
+        (253, "None", OTHER, None, port)]
+    # Each probe, and the ICMP error quoting it, is kept by exactly one flow's capture.
+    for packet in (_probe(1), _probe(1, protocol=254), _probe(1, dst=OTHER),
+                   _unreachable(_probe(1, protocol=254))):
+        assert sum(FlowFilter(f).judge(packet).keep for f in flows) == 1
+    assert not any(FlowFilter(f).judge(_probe(1, protocol=252)).keep for f in flows)
