@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hdp.agent.install import agent_command
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec, ssh_command
 from hdp.case import Case
 from hdp.engine import Engine
@@ -136,3 +137,10 @@ def test_ssh_destinations(where, options, destination, monkeypatch):
     # `--` ends ssh's options before the destination; the remote command is one word
     # that ssh hands to the remote shell as it is.
     assert command[4:] == [*options, "--", destination, "python3 -I -m hdp.agent"]
+
+
+@pytest.mark.parametrize("text", ["netns:lab-a1b2c3-server", "netns://lab-a1b2c3-server"])
+def test_netns_agents_name_the_namespace_without_the_scheme(text):
+    spec = AgentSpec.parse(text)
+    assert (spec.kind, spec.where) == ("netns", "lab-a1b2c3-server")
+    assert spec.command() == ["ip", "netns", "exec", "lab-a1b2c3-server", *agent_command()]
