@@ -9,9 +9,11 @@ alike, the wall clock of:
 - the same through the library: one in-process agent, then `Engine.run` per repetition;
 - `nmap [-6] -n -sO -p0-255 --min-rate 5000 -oX - TARGET`.
 
-Targets are 127.0.0.1 and ::1 only. Then it compares verdicts protocol by protocol: hdp
-`unreachable` ~ nmap `closed`, `lost` ~ `open|filtered`, `prohibited` ~ `filtered`,
-`delivered` ~ `open`, and lists the protocol numbers on which the two disagree.
+Targets are 127.0.0.1 and ::1 only, by default in a network namespace of our own (no
+other process's raw sockets to silence ICMP; --no-netns: the host's). Then it compares
+verdicts protocol by protocol: hdp `unreachable` ~ nmap `closed`, `lost` ~
+`open|filtered`, `prohibited` ~ `filtered`, `delivered` ~ `open`, and lists the protocol
+numbers on which the two disagree.
 
     sudo python benchmarks/sweep_vs_nmap.py [--repeat 5] [--json FILE]
 """
@@ -253,8 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", "-n", type=int, default=5, help="runs of each (default 5)")
     parser.add_argument("--family", type=int, choices=(4, 6), action="append",
                         help="4 and/or 6 (default both)")
+    parser.add_argument("--no-netns", action="store_true",
+                        help="run in the host's network namespace, not one of our own")
     parser.add_argument("--json", metavar="FILE", help="write the figures here")
     args = parser.parse_args(argv)
+    if not args.no_netns:
+        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
+        if code is not None:
+            return code
     families = args.family or [4, 6]
     _bench.require_raw()
     have_nmap = shutil.which("nmap") is not None
@@ -264,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     tools = {"nmap": _bench.tool_version(["nmap", "--version"])}
     print(f"sweep_vs_nmap: {len(PROTOCOLS)} protocols x IPv{'/IPv'.join(map(str, families))}"
           f", {args.repeat} runs each, interleaved; {_bench.machine()['cpus']} CPUs; "
-          f"{tools['nmap'] or 'no nmap'}; {_bench.revision_text()}", flush=True)
+          f"{tools['nmap'] or 'no nmap'}; {_bench.revision_text()}; {_bench.where()}",
+          flush=True)
 
     load_before = _bench.load_average()
     agent = AgentClient.start(AgentSpec("inprocess"))
@@ -346,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _bench.write_json(args.json, {
         "benchmark": "sweep_vs_nmap", "machine": _bench.machine(), "tools": tools,
+        "where": _bench.where(),
         "load_average": {"before": load_before, "after": load_after},
         "foreign_raw_sockets": foreign,
         "repeat": args.repeat, "nmap_min_rate": NMAP_RATE, "seconds": timings,

@@ -12,8 +12,17 @@
   transmitted". hping3 --flood ignores -c, so it is only run on request, --flood SECONDS
   (<= 3, bounded by time alone).
 
-Repetitions are interleaved (hdp, hping3, hdp, ...); figures are median and min, and the
-ratio of medians. Sends to 127.0.0.1 only.
+- the physical reference: benchmarks/flood.c, compiled with `cc -O2` at run time, sends
+  --flood-count packets (default 1,000,000) of the same size to 127.0.0.1 in a bare
+  `sendto` loop while a raw listener in the same program counts them back; and the same
+  loop in bare Python (`socket.sendto` + `recv`), the floor of any pure-Python design.
+
+Every probe of hdp's batch is accounted for: sent = delivered + lost + other outcomes,
+with the kernel's receive-queue drops beside them (today's drops are inside `lost`).
+
+Repetitions are interleaved (hdp, hping3, C, Python, hdp, ...); figures are median, min
+and max, and ratios of medians. By default all of it runs in a network namespace of its
+own (--no-netns: the host's). Sends to 127.0.0.1 only.
 
     sudo python benchmarks/throughput.py [--repeat 5] [--sizes 40] [--json FILE]
 """
@@ -22,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -57,7 +68,17 @@ def engine_batch(engine: Engine, family: int, sizes: int, timeout: float) -> dic
              for k in range(sizes) for protocol in range(1, 256)]
     result = engine.run(cases, timeout=timeout)
     outcomes = Counter(judge(o).outcome.value for o in result.observations)
-    return {"probes": len(cases), "seconds": result.seconds,
+    sent = sum(1 for o in result.observations
+               if o.sent_bytes is not None and not o.send_errno and not o.socket_errno)
+    delivered = outcomes.get("delivered", 0) + outcomes.get("altered", 0)
+    lost = outcomes.get("lost", 0)
+    dropped = sum(result.drops.values())
+    accounting = {"sent": sent, "delivered": delivered, "lost": lost, "dropped": dropped,
+                  "other": sent - delivered - lost,
+                  # sent = delivered + lost (+ the outcomes of eng's `error`, none here);
+                  # the kernel's drops are inside `lost` today, so they cannot exceed it.
+                  "holds": sent == delivered + lost and dropped <= lost}
+    return {"probes": len(cases), "seconds": result.seconds, "accounting": accounting,
             "probes_per_s": len(cases) / result.seconds,
             "delivered_per_s": outcomes.get("delivered", 0) / result.seconds,
             "unaccounted": result.unaccounted, "lost": outcomes.get("lost", 0),
@@ -131,6 +152,92 @@ def hping_run(command: list[str], size: int, watch: _bench.RawWatch) -> dict[str
             "sent_per_s": transmitted / wall if transmitted and wall > 0 else None}
 
 
+FLOOD_SOURCE = _bench.REPO / "benchmarks" / "flood.c"
+FLOOD_MAGIC = b"HDPflood"
+
+
+def build_flood(scratch: str) -> str | None:
+    """Compile benchmarks/flood.c; None (and why, on stderr) without a C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        print("no C compiler: the physical reference is the bare Python loop alone "
+              "(`apt-get install -y gcc` for the C one)", file=sys.stderr)
+        return None
+    binary = os.path.join(scratch, "flood")
+    done = subprocess.run([compiler, "-O2", "-o", binary, str(FLOOD_SOURCE)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"cc {FLOOD_SOURCE} failed: {done.stderr.strip()}", file=sys.stderr)
+        return None
+    return binary
+
+
+def c_flood(binary: str, count: int, size: int, watch: _bench.RawWatch) -> dict[str, Any]:
+    token = int.from_bytes(os.urandom(4), "little")
+    _, code, out, err = _bench.run_tool(
+        [binary, str(count), str(size), str(HPING_PROTOCOL), str(token)], watch,
+        HPING_TIME_LIMIT + 10)
+    if code != 0:
+        sys.exit(f"flood failed ({code}): {err.strip()}")
+    found: dict[str, Any] = json.loads(out)
+    return _flood_rates(found)
+
+
+def python_flood(count: int, size: int) -> dict[str, Any]:
+    """The C loop's twin in bare Python: sendto, a recv between every 64 sends, drain."""
+    token = os.urandom(4)
+    out = socket.socket(socket.AF_INET, socket.SOCK_RAW, HPING_PROTOCOL)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_RAW, HPING_PROTOCOL)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    listener.setblocking(False)
+    packet = bytearray(FLOOD_MAGIC + token + bytes(4) + b"X" * (size - 16))
+    destination = ("127.0.0.1", 0)
+    received = 0
+
+    def drain() -> int:
+        nonlocal received
+        got = 0
+        while True:
+            try:
+                data = listener.recv(2048)
+            except BlockingIOError:
+                return got
+            ihl = (data[0] & 0x0F) * 4
+            if data[ihl:ihl + 12] == FLOOD_MAGIC + token:
+                received += 1
+                got += 1
+
+    sent = errors = 0
+    with out, listener:
+        started = time.perf_counter()
+        send = out.sendto
+        for seq in range(count):
+            packet[12:16] = seq.to_bytes(4, "little")
+            try:
+                send(packet, destination)
+                sent += 1
+            except OSError:
+                errors += 1
+            if seq & 63 == 63:
+                drain()
+        sent_at = quiet = time.perf_counter()
+        while time.perf_counter() - quiet < 0.2:
+            if drain():
+                quiet = time.perf_counter()
+            else:
+                time.sleep(0.001)
+        seconds = time.perf_counter() - started - 0.2
+    return _flood_rates({"sent": sent, "send_errors": errors, "received": received,
+                         "drops": None, "send_seconds": sent_at - started,
+                         "seconds": seconds})
+
+
+def _flood_rates(found: dict[str, Any]) -> dict[str, Any]:
+    found["sent_per_s"] = found["sent"] / found["send_seconds"]
+    found["received_per_s"] = found["received"] / found["seconds"]
+    return found
+
+
 def _hping_command(args: argparse.Namespace, flood: float | None = None) -> list[str]:
     base = ["hping3", "--rawip", "-H", str(HPING_PROTOCOL), "-d", str(args.hping_size)]
     if flood:
@@ -158,9 +265,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood", type=float, default=0.0, metavar="SECONDS",
                         help=f"also run hping3 --flood for this long (<= {FLOOD_MAX:g} s; "
                              "bounded in time only, as --flood ignores -c)")
+    parser.add_argument("--flood-count", type=int, default=1_000_000, metavar="N",
+                        help="packets of the C and Python reference loops (default 1000000;"
+                             " the Python loop sends a fifth of them)")
+    parser.add_argument("--no-netns", action="store_true",
+                        help="run in the host's network namespace, not one of our own")
     parser.add_argument("--json", metavar="FILE", help="write the figures here")
     args = parser.parse_args(argv)
+    if not args.no_netns:
+        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
+        if code is not None:
+            return code
     _bench.require_raw()
+    if not 1 <= args.flood_count <= 10_000_000:
+        sys.exit("--flood-count: give 1..10000000")
     have_hping = shutil.which("hping3") is not None and shutil.which("timeout") is not None
     if not have_hping:
         print("hping3 not found: `apt-get install -y hping3`; timing hdp alone", file=sys.stderr)
@@ -169,7 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"throughput: hdp {probes} probes a batch (IPv{args.family}, protocols 1-255 x "
           f"{args.sizes} sizes, agent {args.agent}, timeout {args.timeout:g} s); hping3 "
           f"{args.hping_count} packets; {args.repeat} runs each, interleaved; "
-          f"{_bench.machine()['cpus']} CPUs; {_bench.revision_text()}", flush=True)
+          f"{_bench.machine()['cpus']} CPUs; {_bench.revision_text()}; {_bench.where()}",
+          flush=True)
+    scratch = tempfile.mkdtemp(prefix="hdp-bench-")
+    flood_binary = build_flood(scratch)
+    c_runs: list[dict[str, Any]] = []
+    py_runs: list[dict[str, Any]] = []
 
     load_before = _bench.load_average()
     agent = AgentClient.start(AgentSpec.parse(args.agent))
@@ -194,11 +317,18 @@ def main(argv: list[str] | None = None) -> int:
                 if have_hping:
                     hping_runs.append(watched(lambda: hping_run(
                         _hping_command(args), args.hping_size, watch)))
+                if flood_binary:
+                    c_runs.append(watched(lambda: c_flood(
+                        flood_binary, args.flood_count, args.hping_size, watch)))
+                py_runs.append(watched(lambda: python_flood(
+                    max(1, args.flood_count // 5), args.hping_size)))
                 h = hdp_runs[-1]
                 print(f"  run {rep + 1}/{args.repeat}: hdp {h['probes_per_s']:.0f} probes/s, "
                       f"{h['lost']} lost"
                       + (f"; hping3 {hping_runs[-1]['received_per_s']:.0f} received/s"
-                         if hping_runs else ""), flush=True)
+                         if hping_runs else "")
+                      + (f"; C {c_runs[-1]['received_per_s']:.0f}/s" if c_runs else "")
+                      + f"; Python {py_runs[-1]['received_per_s']:.0f}/s", flush=True)
             for k in [int(x) for x in args.scaling.split(",") if x.strip()]:
                 scaling.append({"sizes": k, **watched(lambda k=k: engine_batch(
                     engine, args.family, k, args.timeout))})
@@ -207,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                     _hping_command(args, args.flood), args.hping_size, watch))
     finally:
         agent.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     load_after = _bench.load_average()
     foreign = watch.describe()
 
@@ -214,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     matched = _bench.summary([r["delivered_per_s"] for r in hdp_runs])
     figures: dict[str, Any] = {
         "benchmark": "throughput", "machine": _bench.machine(), "tools": tools,
+        "where": _bench.where(),
         "load_average": {"before": load_before, "after": load_after},
         "foreign_raw_sockets": foreign,
         "repeat": args.repeat, "family": args.family, "agent": args.agent,
@@ -283,6 +415,37 @@ def main(argv: list[str] | None = None) -> int:
               f"{figures['ratio_hdp_probes_per_s_to_hping3_received_per_s']:.3f} "
               f"(hdp matched/s / hping3 received/s: "
               f"{figures['ratio_hdp_matched_per_s_to_hping3_received_per_s']:.3f})")
+    accounting = [r["accounting"] for r in hdp_runs]
+    figures["hdp"]["accounting"] = accounting
+    print("\nhdp accounting per run, sent = delivered + lost (+ kernel drops, inside lost "
+          "today): " + "; ".join(f"{a['sent']} = {a['delivered']} + {a['lost']} "
+                                  f"(dropped {a['dropped']}){'' if a['holds'] else ' BROKEN'}"
+                                  for a in accounting))
+    references = []
+    for key, label, runs in (("c_flood", "C sendto loop (flood.c)", c_runs),
+                             ("python_flood", "bare Python sendto loop", py_runs)):
+        if not runs:
+            continue
+        figures[key] = {
+            "count": runs[0]["sent"] + runs[0]["send_errors"],
+            "sent_per_s": _bench.summary([r["sent_per_s"] for r in runs]),
+            "received_per_s": _bench.summary([r["received_per_s"] for r in runs]),
+            "lost": _bench.summary([r["sent"] - r["received"] for r in runs]),
+            "runs": runs}
+        references.append((key, label, figures[key]))
+    if references:
+        print("\nPhysical reference: count-bounded send loops, counted back by a raw listener "
+              "in the same program")
+        print(_bench.table(["loop", "packets", "sent/s median", "received/s median",
+                            "min", "max", "not received (median)"],
+                           [[label, f["count"], f["sent_per_s"]["median"],
+                             f["received_per_s"]["median"], f["received_per_s"]["min"],
+                             f["received_per_s"]["max"], f["lost"]["median"]]
+                            for _, label, f in references]))
+        for key, label, f in references:
+            r = _bench.ratio(matched["median"], f["received_per_s"]["median"])
+            figures[f"ratio_hdp_matched_per_s_to_{key}"] = r
+            print(f"ratio of medians, hdp matched/s / {label} received/s: {r:.4f}")
     if flood_run:
         figures["hping3_flood"] = flood_run
         print(f"\nhping3 --flood for {min(args.flood, FLOOD_MAX):g} s (one run): "
