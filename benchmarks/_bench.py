@@ -200,6 +200,10 @@ class RawWatch:
                 self.sample()
 
     def sample(self) -> None:
+        if os.environ.get(NETNS_ENV):
+            # In a namespace of our own every raw socket is ours (an xdist worker that
+            # outlives its controller for a moment would otherwise look foreign).
+            return
         now = time.monotonic()
         current = _raw_sockets()
         unknown = current.keys() - self._ours - self._foreign
