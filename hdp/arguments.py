@@ -7,10 +7,8 @@ import argparse
 
 from hdp.errors import UsageError
 from hdp.selection import parse_protocols
-from hdp.verdict import Outcome
 
 MAX_COUNT = 1_000_000
-OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 
 def protocol_numbers(text: str) -> list[int]:
@@ -53,11 +51,14 @@ def family_value(text: str) -> int:
 
 def outcome_list(text: str) -> tuple[str, ...]:
     """`--fail-on lost,prohibited`: outcome names, each one of the vocabulary."""
+    from hdp.verdict import Outcome  # here, not at import: `hdp --help` needs no verdicts
+
+    outcomes = tuple(outcome.value for outcome in Outcome)
     names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     for name in names:
-        if name not in OUTCOMES:
+        if name not in outcomes:
             raise argparse.ArgumentTypeError(
-                f"invalid outcome {name!r}: give outcomes from {', '.join(OUTCOMES)}")
+                f"invalid outcome {name!r}: give outcomes from {', '.join(outcomes)}")
     if not names:
         raise argparse.ArgumentTypeError("give one or more outcomes, e.g. lost,prohibited")
     return names

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import random
-import socket
 import sys
-import time
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from hdp import __version__, inputs, rawsock
+# Only what building the parser needs: `hdp --help` and a bad command line stay at the
+# interpreter's own start-up cost. Each command imports its machinery when it runs.
+from hdp import __version__
 from hdp import listen as listen_command
 from hdp.arguments import (
     count_value,
@@ -25,9 +23,6 @@ from hdp.arguments import (
 )
 from hdp.errors import HdpError, PrivilegeError, UsageError
 from hdp.listen import DEFAULT_HDP_PROTOCOL
-from hdp.probe import PayloadKind, Probe, encode_probe
-from hdp.render import sender_row, sender_table_header
-from hdp.wire.hdp import ProbeTag
 
 MAX_PAYLOAD = 65535  # no IP datagram carries more; stdin beyond it is refused, not read
 REPORT_FORMATS = ("table", "md", "json")
@@ -103,7 +98,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# `hdp agent` as the command list shows it where its parser is not built (see build_parser).
+AGENT_HELP = "the privileged agent: how to let a user start it through sudo"
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `hdp` parser; given the `command` about to run, `hdp agent`'s own arguments
+    are built only for that command (hdp.agent.cli imports the install checks, which
+    `hdp --help` and every other command need not pay for at start-up)."""
     parser = _Parser(prog="hdp", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hdp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -185,14 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     from hdp.lab.cli import add_lab_parser  # argparse only; hdp.lab loads lazily
 
     add_lab_parser(commands)
-    from hdp.agent.cli import add_agent_parser
+    if command in (None, "agent"):
+        from hdp.agent.cli import add_agent_parser
 
-    add_agent_parser(commands)
+        add_agent_parser(commands)
+    else:
+        commands.add_parser("agent", help=AGENT_HELP)
     return parser
 
 
+def _command_word(argv: Sequence[str]) -> str:
+    """The subcommand a command line names: its first word that is not an option (the
+    top-level options, --help and --version, take no value)."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_word(words)).parse_args(words)
     try:
         if args.command == "listen":
             return listen_command.run_listen(args, sys.stdout)
@@ -229,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def resolve(target: str, family: int | None) -> tuple[str, int]:
     """The address and family to send to; names resolve in `family`, or IPv4 then IPv6."""
+    import ipaddress
+    import socket
+
     address, _, zone = target.strip("[]").partition("%")
     try:
         literal = ipaddress.ip_address(address)
@@ -261,6 +276,14 @@ def resolve(target: str, family: int | None) -> tuple[str, int]:
 
 
 def run_send(args: argparse.Namespace, stdin: object, out: TextIO) -> int:
+    import random
+    import time
+
+    from hdp import inputs, rawsock
+    from hdp.probe import PayloadKind, Probe, encode_probe
+    from hdp.render import sender_row, sender_table_header
+    from hdp.wire.hdp import ProbeTag
+
     if stdin is None:
         raise UsageError("standard input is closed: pipe a payload in, "
                          "e.g. echo hello | sudo hdp send 127.0.0.1")
@@ -307,6 +330,8 @@ def run_send(args: argparse.Namespace, stdin: object, out: TextIO) -> int:
 
 
 def _source_for(dst: str, family: int) -> str:
+    from hdp import rawsock
+
     try:
         return rawsock.source_address_for(dst, family)
     except OSError as exc:

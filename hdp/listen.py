@@ -4,31 +4,34 @@ table, or as NDJSON, filtered by source and run id; until a count, a timeout or 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TextIO
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, TextIO, Union
 
-from hdp import rawsock
 from hdp.arguments import count_value, family_value, protocol_numbers, seconds_value
-from hdp.arrival import Arrival, decode_arrival
 from hdp.errors import HdpError, PrivilegeError
-from hdp.render import listener_dump, listener_json, listener_table_header, listener_table_row
 from hdp.selection import fold_ranges
+
+# The `hdp` parser imports this module for add_arguments: what only a running listener
+# needs (raw sockets, the codecs, rendering) is imported by the functions that use it.
+if TYPE_CHECKING:
+    import ipaddress
+
+    from hdp import rawsock
+    from hdp.arrival import Arrival
 
 DEFAULT_HDP_PROTOCOL = 255  # the number the original experiment used
 # A wait without a deadline is cut into slices: selectors take seconds as a float that
 # the kernel call turns into an integer of milliseconds, which infinity is not.
 _SLICE = 3600.0
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Network = Union["ipaddress.IPv4Network", "ipaddress.IPv6Network"]
 
 
 def source_network(text: str) -> Network:
     """`--from`: an address or a network (`10.0.0.0/8`); a zone (`%eth0`) is ignored."""
+    import ipaddress
+
     try:
         return ipaddress.ip_network(text.strip("[]").partition("%")[0], strict=False)
     except ValueError:
@@ -71,13 +74,13 @@ def add_arguments(listen: argparse.ArgumentParser) -> None:
                         help="stop after this many seconds (default: run until Ctrl-C)")
 
 
-@dataclass
 class Tally:
     """What the listener saw, for the closing lines: shown, filtered out, kernel drops."""
 
-    shown: int = 0
-    hidden: int = 0
-    drops: dict[int, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.shown = 0
+        self.hidden = 0
+        self.drops: dict[int, int] = {}
 
 
 def wanted(arrival: Arrival, sources: Sequence[Network] | None,
@@ -87,6 +90,8 @@ def wanted(arrival: Arrival, sources: Sequence[Network] | None,
         return False
     if not sources:
         return True
+    import ipaddress
+
     try:
         address = ipaddress.ip_address(arrival.src.partition("%")[0])
     except ValueError:
@@ -95,6 +100,11 @@ def wanted(arrival: Arrival, sources: Sequence[Network] | None,
 
 
 def run_listen(args: argparse.Namespace, out: TextIO) -> int:
+    import time
+
+    from hdp.arrival import decode_arrival
+    from hdp.render import listener_table_header
+
     protocols = list(dict.fromkeys(args.protocols or [DEFAULT_HDP_PROTOCOL]))
     family = args.family
     listeners = open_listeners(protocols, family)
@@ -110,6 +120,7 @@ def run_listen(args: argparse.Namespace, out: TextIO) -> int:
             out.write(listener_table_header() + "\n")
             out.flush()
         deadline = time.monotonic() + args.timeout if args.timeout else None
+        show = _formatter(args.format)
         try:
             for received in _receive(listeners, deadline):
                 if received.drops:
@@ -119,7 +130,7 @@ def run_listen(args: argparse.Namespace, out: TextIO) -> int:
                     tally.hidden += 1
                     continue
                 tally.shown += 1
-                out.write(_format(arrival, args.format) + "\n")
+                out.write(show(arrival) + "\n")
                 out.flush()
                 if args.count and tally.shown >= args.count:
                     break
@@ -146,6 +157,8 @@ def run_listen(args: argparse.Namespace, out: TextIO) -> int:
 def open_listeners(protocols: list[int], family: int) -> list[rawsock.RawSocket]:
     """A listener a protocol; refusals folded by errno into one line each, or into the
     error when nothing opened (`-p 263-65535` is one line, not 65,273)."""
+    from hdp import rawsock
+
     listeners: list[rawsock.RawSocket] = []
     refused: dict[str, list[int]] = {}
     try:
@@ -174,6 +187,10 @@ def open_listeners(protocols: list[int], family: int) -> list[rawsock.RawSocket]
 def _receive(listeners: Sequence[rawsock.RawSocket],
              deadline: float | None) -> Iterator[rawsock.Received]:
     """Packets until `deadline` (monotonic), or for ever when it is None."""
+    import time
+
+    from hdp import rawsock
+
     while True:
         now = time.monotonic()
         end = now + _SLICE if deadline is None else min(deadline, now + _SLICE)
@@ -182,12 +199,17 @@ def _receive(listeners: Sequence[rawsock.RawSocket],
             return
 
 
-def _format(arrival: Arrival, fmt: str) -> str:
+def _formatter(fmt: str) -> Callable[[Arrival], str]:
+    """How each packet is printed: one JSON object, one table row, or the field dump."""
+    import json
+
+    from hdp.render import listener_dump, listener_json, listener_table_row
+
     if fmt == "json":
-        return json.dumps(listener_json(arrival), allow_nan=False)
+        return lambda arrival: json.dumps(listener_json(arrival), allow_nan=False)
     if fmt == "table":
-        return listener_table_row(arrival)
-    return listener_dump(arrival)
+        return listener_table_row
+    return listener_dump
 
 
 def _packets(count: int) -> str:
