@@ -13,6 +13,7 @@ from hdp.describe import family_name as _family
 from hdp.describe import markdown_cell as _md
 from hdp.describe import one_line, with_details
 from hdp.host import platform_info
+from hdp.json_text import indented
 from hdp.report_checks import render_checks
 from hdp.report_load import SCHEMA, VERDICT_LABELS, loads, read_report
 from hdp.selection import fold_ranges
@@ -135,7 +136,7 @@ def _from(entry: dict[str, Any]) -> str:
 
 def dumps(report: dict[str, Any]) -> str:
     """Deterministic text for a report: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return indented(report) + "\n"
 
 
 # --- rendering -------------------------------------------------------------------------
