@@ -14,6 +14,20 @@ _ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 def parse_protocols(spec: str) -> list[int]:
     """The numbers a SPEC names, in the order given, without repeats."""
     numbers: dict[int, None] = {}
+    for low, high in _ranges(spec):
+        numbers.update(dict.fromkeys(range(low, high + 1)))
+    return list(numbers)
+
+
+def protocol_set(spec: str) -> frozenset[int]:
+    """The numbers a SPEC names, as a set: what a profile rule holds (`263-65535` is
+    65,273 of them, so they go into the set at C speed, without an ordered list first)."""
+    return frozenset().union(*(range(low, high + 1) for low, high in _ranges(spec)))
+
+
+def _ranges(spec: str) -> list[tuple[int, int]]:
+    """Each item of a SPEC as (low, high); UsageError names the first bad one."""
+    found = []
     for item in spec.split(","):
         match = _ITEM.match(item)
         if not match:
@@ -28,8 +42,8 @@ def parse_protocols(spec: str) -> list[int]:
                 raise UsageError(
                     f"protocol number {bound} is out of range: give {PROTOCOL_MIN}..{PROTOCOL_MAX}"
                     " (0-255 are IP protocol numbers; the others test how the OS validates them)")
-        numbers.update(dict.fromkeys(range(low, high + 1)))
-    return list(numbers)
+        found.append((low, high))
+    return found
 
 
 def fold_ranges(numbers: list[int]) -> str:

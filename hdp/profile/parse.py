@@ -39,7 +39,7 @@ from hdp.profile.model import (
     _show,
     _stripped,
 )
-from hdp.selection import PROTOCOL_MAX, PROTOCOL_MIN, parse_protocols
+from hdp.selection import PROTOCOL_MAX, PROTOCOL_MIN, protocol_set
 from hdp.verdict import Outcome
 
 # --- loading ---------------------------------------------------------------------------
@@ -306,9 +306,12 @@ class _Parser:
     def check_reachable(self, rule: Rule, earlier: list[Rule], node: Any) -> None:
         """A rule whose every case an earlier rule already answers is dead: say which."""
         covering = [prior for prior in earlier if _broader(prior, rule)]
-        covered: set[int] = set().union(*(prior.protocols for prior in covering))
-        if rule.protocols <= covered:
-            names = [str(prior.index) for prior in covering if prior.protocols & rule.protocols]
+        # Number by number, not one union of the earlier sets: a rule like "263-65535"
+        # would make every later rule pay for a set of 65,273 numbers.
+        if covering and all(any(number in prior.protocols for prior in covering)
+                            for number in rule.protocols):
+            names = [str(prior.index) for prior in covering
+                     if not prior.protocols.isdisjoint(rule.protocols)]
             which = f"rule {names[0]} already covers" if len(names) == 1 else \
                 f"rules {', '.join(names)} already cover"
             raise self.fail(f"can never match: {which} all its cases "
@@ -326,7 +329,7 @@ def _protocols(value: object, fail: _Fail) -> frozenset[int]:
         value = [value]
     if isinstance(value, str):
         try:
-            return frozenset(parse_protocols(value))
+            return protocol_set(value)
         except UsageError as error:
             raise fail(str(error)) from None
     if not isinstance(value, list) or not value:

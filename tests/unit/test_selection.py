@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hdp.errors import UsageError
-from hdp.selection import fold_ranges, parse_protocols
+from hdp.selection import fold_ranges, parse_protocols, protocol_set
 
 
 @pytest.mark.parametrize(("spec", "expected"), [
@@ -18,6 +18,7 @@ from hdp.selection import fold_ranges, parse_protocols
 ])
 def test_parse_protocols(spec, expected):
     assert parse_protocols(spec) == expected
+    assert protocol_set(spec) == frozenset(expected)  # what a profile rule holds
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -33,6 +34,9 @@ def test_parse_protocols_rejects_with_the_fix(spec, message):
     with pytest.raises(UsageError, match=message) as caught:
         parse_protocols(spec)
     assert "\n" not in str(caught.value)
+    with pytest.raises(UsageError) as as_set:
+        protocol_set(spec)
+    assert str(as_set.value) == str(caught.value)
 
 
 @pytest.mark.parametrize(("numbers", "spec"), [
