@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -331,6 +332,11 @@ def run_in_own_netns(script: str, argv: Sequence[str]) -> int | None:
     if shutil.which("ip") is None:
         sys.exit("`ip` (iproute2) not found: apt-get install -y iproute2, or pass --no-netns")
     name = f"hdpbench-{os.getpid()}-{os.urandom(3).hex()}"
+
+    def stop(signum: int, frame: object) -> None:  # `kill PID` too removes the namespace
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
