@@ -9,7 +9,7 @@ from hdp.errors import DecodeError
 from hdp.rawsock import Received
 from hdp.wire import hdp as hdp_wire
 from hdp.wire import ipv4, udp
-from hdp.wire.hdp import Carrier, HDPHeader, ProbeTag
+from hdp.wire.hdp import Carrier, HDPHeader, ProbeTag, TaggedPayload
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,15 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None, *,
     tag, data, intact = None, ip_payload, True
     note: str | None = None
     try:
-        carrier, tagged, note = _carrier_of(ip_payload, received.socket_protocol, wire, decode)
+        carrier, found, note = _carrier_of(ip_payload, received.socket_protocol, wire, decode)
+        tagged = found is not None
         if carrier is Carrier.HDP:
-            hdp_packet = hdp_wire.decode(ip_payload)
-            hdp_header, rest = hdp_packet.header, hdp_packet.payload
+            # A tag found after the HDP header is that header's payload, read once.
+            if found is None:
+                hdp_packet = hdp_wire.decode(ip_payload)
+                hdp_header, rest = hdp_packet.header, hdp_packet.payload
+            else:
+                hdp_header, rest = hdp_wire.decode_header(ip_payload), found
             tag, data, intact = rest.tag, rest.data, rest.intact
             if tag is not None:
                 # The tag's CRC covers tag and data; our probes always use the original
@@ -100,11 +105,17 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None, *,
             if dst is not None:
                 verify = udp.verify_lite if lite else udp.verify
                 span = len(ip_payload) if lite else udp_header.length
-                checksum_ok = verify(src, dst, ip_payload[:span])
-            rest = hdp_wire.decode_tagged(datagram.payload)
+                # The IPv4 header's address objects spare parsing the text again.
+                ends: tuple[udp.Address | str, udp.Address | str] = \
+                    (header.src, header.dst) if header is not None else (src, dst)
+                checksum_ok = verify(ends[0], ends[1], ip_payload[:span])
+            # The tag found after 8 bytes was read from the datagram's payload exactly
+            # when the UDP length spans the whole IP payload.
+            rest = found if found is not None and udp_header.length == len(ip_payload) \
+                else hdp_wire.decode_tagged(datagram.payload)
             tag, data, intact = rest.tag, rest.data, rest.intact and checksum_ok is not False
         else:
-            rest = hdp_wire.decode_tagged(ip_payload)
+            rest = found if found is not None else hdp_wire.decode_tagged(ip_payload)
             tag, data, intact = rest.tag, rest.data, rest.intact
     except DecodeError as exc:
         error = str(exc)
@@ -113,25 +124,26 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None, *,
 
 
 def _carrier_of(payload: bytes, socket_protocol: int, wire: int | None,
-                decode: str) -> tuple[Carrier, bool, str | None]:
-    """What carried the payload, whether it bears our tag, and a note when the bytes made
-    the choice: where the tag sits says which carrier; untagged packets go by `decode`."""
+                decode: str) -> tuple[Carrier, TaggedPayload | None, str | None]:
+    """What carried the payload, our tag with what follows it (None when untagged), and a
+    note when the bytes made the choice: where the tag sits says which carrier; untagged
+    packets go by `decode`."""
     found = hdp_wire.find_tag(payload)
     if found is not None:
-        return found[0], True, None
+        return found[0], found[1], None
     hdp_or_raw = Carrier.HDP if len(payload) >= hdp_wire.HEADER_LENGTH else Carrier.RAW
     if decode == "udp":
-        return Carrier.UDP, False, None
+        return Carrier.UDP, None, None
     if decode == "hdp" or socket_protocol not in (udp.PROTO_UDP, udp.PROTO_UDPLITE):
-        return hdp_or_raw, False, None
+        return hdp_or_raw, None, None
     lite = udp.PROTO_UDPLITE in (socket_protocol, wire)
     try:
         (udp.decode_lite if lite else udp.decode)(payload)
     except DecodeError as exc:
         kind = "UDP-Lite" if lite else "UDP"
-        return hdp_or_raw, False, (f"read as {hdp_or_raw.name}: not a consistent {kind} "
-                                   f"datagram ({exc.reason})")
-    return Carrier.UDP, False, None
+        return hdp_or_raw, None, (f"read as {hdp_or_raw.name}: not a consistent {kind} "
+                                  f"datagram ({exc.reason})")
+    return Carrier.UDP, None, None
 
 
 def _undecodable(received: Received, error: str) -> Arrival:

@@ -99,10 +99,15 @@ def encode(header: HDPHeader, payload: bytes) -> bytes:
 def decode(data: bytes) -> HDPPacket:
     """Parse an HDP packet (the bytes after the IP header)."""
     data = bytes(data)
+    return HDPPacket(decode_header(data), decode_tagged(data[HEADER_LENGTH:]))
+
+
+def decode_header(data: bytes) -> HDPHeader:
+    """The HDP header alone, whatever follows it."""
     if len(data) < HEADER_LENGTH:
         raise DecodeError("HDP header", len(data), f"need {HEADER_LENGTH} bytes, have {len(data)}")
     src_port, dst_port, timestamp = _HEADER.unpack_from(data)
-    return HDPPacket(HDPHeader(src_port, dst_port, timestamp), decode_tagged(data[HEADER_LENGTH:]))
+    return HDPHeader(src_port, dst_port, timestamp)
 
 
 def encode_tagged(tag: ProbeTag, data: bytes) -> bytes:

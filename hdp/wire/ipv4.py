@@ -60,8 +60,11 @@ class IPv4Header:
     version: int = 4
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "src", IPv4Address(self.src))
-        object.__setattr__(self, "dst", IPv4Address(self.dst))
+        # An address object is kept as it is: IPv4Address() of one goes through its text.
+        if type(self.src) is not IPv4Address:
+            object.__setattr__(self, "src", IPv4Address(self.src))
+        if type(self.dst) is not IPv4Address:
+            object.__setattr__(self, "dst", IPv4Address(self.dst))
         check_bits("IPv4", self, (("protocol", 8), ("ttl", 8), ("dscp", 6), ("ecn", 2),
                                   ("identification", 16), ("flags", 3), ("fragment_offset", 13),
                                   ("version", 4), ("total_length", 16), ("checksum", 16)))

@@ -37,8 +37,11 @@ class IPv6Header:
     version: int = 6
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "src", IPv6Address(self.src))
-        object.__setattr__(self, "dst", IPv6Address(self.dst))
+        # An address object is kept as it is: IPv6Address() of one goes through its text.
+        if type(self.src) is not IPv6Address:
+            object.__setattr__(self, "src", IPv6Address(self.src))
+        if type(self.dst) is not IPv6Address:
+            object.__setattr__(self, "dst", IPv6Address(self.dst))
         check_bits("IPv6", self, (("next_header", 8), ("hop_limit", 8), ("dscp", 6), ("ecn", 2),
                                   ("flow_label", 20), ("version", 4), ("payload_length", 16)))
 

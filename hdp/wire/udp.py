@@ -41,9 +41,16 @@ class UDPDatagram:
     payload: bytes
 
 
+def _address(value: Address | str) -> Address:
+    """An address object as it is (ip_address() of one goes through its text), else parsed."""
+    if type(value) is IPv4Address or type(value) is IPv6Address:
+        return value
+    return ip_address(value)
+
+
 def pseudo_header(src: Address | str, dst: Address | str, protocol: int, length: int) -> bytes:
     """The IPv4 (RFC 768) or IPv6 (RFC 8200 §8.1) pseudo-header for a checksum."""
-    s, d = ip_address(src), ip_address(dst)
+    s, d = _address(src), _address(dst)
     if s.version != d.version:
         raise EncodeError(f"source {s} and destination {d} are of different families")
     if not 0 <= protocol <= 0xFF:
@@ -76,7 +83,7 @@ def encode(src_port: int, dst_port: int, payload: bytes, src: Address | str,
     A given checksum of 0 means "none", valid on IPv4 only; it is allowed on IPv6 too so
     tests can check that receivers drop it.
     """
-    limit = MAX_PAYLOAD_V4 if ip_address(src).version == 4 else MAX_PAYLOAD_V6
+    limit = MAX_PAYLOAD_V4 if _address(src).version == 4 else MAX_PAYLOAD_V6
     if len(payload) > limit:
         raise EncodeError(f"UDP payload of {len(payload)} bytes exceeds {limit}")
     unchecked = _pack(UDPHeader(src_port, dst_port, HEADER_LENGTH + len(payload), 0), payload)
@@ -113,7 +120,7 @@ def verify(src: Address | str, dst: Address | str, datagram: bytes) -> bool:
     """Whether a received UDP datagram's checksum holds; 0 ("none") passes only on IPv4."""
     if len(datagram) < HEADER_LENGTH:
         return False
-    version = ip_address(src).version
+    version = _address(src).version
     if datagram[6:8] == b"\x00\x00":
         return version == 4
     if len(datagram) > _max_pseudo_length(version):
@@ -124,7 +131,7 @@ def verify(src: Address | str, dst: Address | str, datagram: bytes) -> bool:
 def encode_lite(src_port: int, dst_port: int, payload: bytes, src: Address | str,
                 dst: Address | str, *, coverage: int = 0, checksum: int | None = None) -> bytes:
     """A UDP-Lite datagram covering `coverage` bytes (0 = all) with its checksum."""
-    limit = MAX_PAYLOAD_V4 if ip_address(src).version == 4 else MAX_PAYLOAD_V6
+    limit = MAX_PAYLOAD_V4 if _address(src).version == 4 else MAX_PAYLOAD_V6
     if len(payload) > limit:
         raise EncodeError(f"UDP-Lite payload of {len(payload)} bytes exceeds {limit}")
     total = HEADER_LENGTH + len(payload)
@@ -157,7 +164,7 @@ def verify_lite(src: Address | str, dst: Address | str, datagram: bytes) -> bool
     """Whether a UDP-Lite checksum holds over its coverage; 0 is never valid (RFC 3828 §3.1)."""
     if len(datagram) < HEADER_LENGTH or datagram[6:8] == b"\x00\x00":
         return False
-    if len(datagram) > _max_pseudo_length(ip_address(src).version):
+    if len(datagram) > _max_pseudo_length(_address(src).version):
         return False
     coverage = int.from_bytes(datagram[4:6], "big")
     if coverage == 0:

@@ -138,3 +138,36 @@ def test_byte_sum_counts_the_ipv4_header_as_the_original_server_did():
     arrival = decode_arrival(_received(_ipv4(hdp_wire.encode(HDPHeader(), b"a"))),
                              ipv4.RawQuirk.NONE)
     assert (arrival.byte_count, byte_sum(arrival)) == (13, 33)
+
+
+def test_a_tagged_udp_datagram_shorter_than_its_ip_payload_is_read_to_its_length():
+    body = hdp_wire.encode_tagged(ProbeTag(9, 17, 0, Carrier.UDP), b"baseline")
+    datagram = udp.encode(420, 420, body, "127.0.0.1", "127.0.0.1")
+    arrival = decode_arrival(_received(_ipv4(datagram + b"trailer", 17), protocol=17))
+    assert arrival.tag == ProbeTag(9, 17, 0, Carrier.UDP)
+    assert arrival.data == b"baseline" and arrival.intact and arrival.udp_checksum_ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(carrier=st.sampled_from(list(Carrier)), data=st.binary(max_size=40),
+       tail=st.binary(max_size=4), flip=st.integers(0, 80), protocol=st.sampled_from([17, 253]))
+def test_the_tag_is_read_as_the_carriers_own_codec_reads_it(carrier, data, tail, flip,
+                                                            protocol):
+    body = hdp_wire.encode_tagged(ProbeTag(7, 3, 1, carrier), data)
+    if carrier is Carrier.HDP:
+        payload = hdp_wire.encode(HDPHeader(timestamp_ns=5), body)
+    elif carrier is Carrier.UDP:
+        payload = udp.encode(420, 420, body, "127.0.0.1", "127.0.0.1")
+    else:
+        payload = body
+    payload += tail
+    if flip < len(payload):  # a byte changed on the way, tag or data or header
+        payload = payload[:flip] + bytes([payload[flip] ^ 0x5A]) + payload[flip + 1:]
+    arrival = decode_arrival(_received(_ipv4(payload, protocol), protocol=protocol))
+    if arrival.carrier is Carrier.HDP:
+        expected = hdp_wire.decode(payload).payload
+    elif arrival.carrier is Carrier.UDP and arrival.udp is not None:
+        expected = hdp_wire.decode_tagged(udp.decode(payload).payload)
+    else:
+        expected = hdp_wire.decode_tagged(payload)
+    assert (arrival.tag, arrival.data) == (expected.tag, expected.data)
