@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -102,12 +103,15 @@ def changes_of(observation: Observation, delivery: Delivery,
 
 
 def _same_address(a: str, b: str) -> bool:
+    if a == b:  # the usual case, and the same answer either way: no parsing needed
+        return True
     try:
         return ipaddress.ip_address(a) == ipaddress.ip_address(b)
     except ValueError:
-        return a == b
+        return False
 
 
+@functools.lru_cache(maxsize=4096)  # a batch asks it of the same few targets throughout
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
