@@ -52,7 +52,7 @@ def slowest_imports(command: list[str], env: dict[str, str], top: int) -> list[d
     """The modules with the largest own import time (us), from -X importtime."""
     done = subprocess.run([command[0], "-X", "importtime", *command[1:]], cwd=_bench.REPO,
                           env=env, capture_output=True, text=True, check=False)
-    found = []
+    found: list[dict[str, Any]] = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue

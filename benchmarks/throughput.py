@@ -318,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                     hping_runs.append(watched(lambda: hping_run(
                         _hping_command(args), args.hping_size, watch)))
                 if flood_binary:
-                    c_runs.append(watched(lambda: c_flood(
-                        flood_binary, args.flood_count, args.hping_size, watch)))
+                    c_runs.append(watched(lambda b=flood_binary: c_flood(
+                        b, args.flood_count, args.hping_size, watch)))
                 py_runs.append(watched(lambda: python_flood(
                     max(1, args.flood_count // 5), args.hping_size)))
                 h = hdp_runs[-1]

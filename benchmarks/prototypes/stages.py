@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _bench
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     n = args.count
     run_id = 0x1A2B3C4D
     dst = "127.0.0.1"
-    spec = messages.ProbeSpec(case=7, family=4, protocol=PROTOCOL, dst=dst)  # type: ignore[arg-type]
+    spec = messages.ProbeSpec(case=7, family=4, protocol=PROTOCOL, dst=dst)
     request_line = protocol.encode_request(1, messages.Send(run=run_id, probes=(spec,) * 256))
     sender = rawsock.RawSocket.open(4, PROTOCOL, listen=False, header_included=False)
     listener = rawsock.open_listener(4, PROTOCOL)
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
          lambda: case_entry(CaseResult(case, observation, verdict)), 1),
         ("controller", "resolve the target (getaddrinfo)", lambda: resolve(dst, 4), 1),
     ]
-    rows, figures = [], []
+    rows: list[list[Any]] = []
+    figures: list[dict[str, Any]] = []
     send_cost = 0.0
     for side, name, function, batch in stages:
         micro = per_call(function, max(1, n // batch)) / batch
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             micro -= send_cost
         rows.append([side, name, micro])
         figures.append({"side": side, "stage": name, "us_per_probe": micro})
-    total = sum(f["us_per_probe"] for f in figures)
+    total = sum(float(f["us_per_probe"]) for f in figures)
     rows.append(["", "total", total])
     print(f"stages: {n} calls each, best of 3; {_bench.revision_text()}; {_bench.where()}")
     print(_bench.table(["side", "stage", "us / probe"], rows))
