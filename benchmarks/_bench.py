@@ -350,6 +350,24 @@ def run_in_own_netns(script: str, argv: Sequence[str]) -> int | None:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+def run_options(parser: Any) -> None:
+    """--no-netns and --json, which every script that sends packets takes."""
+    parser.add_argument("--no-netns", action="store_true",
+                        help="run in the host's network namespace, not one of our own")
+    parser.add_argument("--json", metavar="FILE", help="write the figures here")
+
+
+def enter(script: str, args: Any, argv: Sequence[str] | None) -> int | None:
+    """Re-run `script` in a namespace of its own unless --no-netns (its exit code, to
+    return), or None: we are where we measure, and may open raw sockets."""
+    if not args.no_netns:
+        code = run_in_own_netns(script, sys.argv[1:] if argv is None else argv)
+        if code is not None:
+            return code
+    require_raw()
+    return None
+
+
 def where() -> str:
     """Which network namespace measured: ours (named), or the host's shared one."""
     name = os.environ.get(NETNS_ENV)

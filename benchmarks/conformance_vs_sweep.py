@@ -72,16 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", "-n", "--runs", type=int, default=5,
                         help="runs of each (default 5)")
-    parser.add_argument("--no-netns", action="store_true",
-                        help="run in the host's network namespace (packet counts then "
-                             "include everyone's traffic)")
-    parser.add_argument("--json", metavar="FILE", help="write the figures here")
+    _bench.run_options(parser)
     args = parser.parse_args(argv)
-    if not args.no_netns:
-        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
-        if code is not None:
-            return code
-    _bench.require_raw()
+    code = _bench.enter(__file__, args, argv)
+    if code is not None:
+        return code
     print(f"conformance_vs_sweep: {CASES} cases, {args.repeat} runs each, interleaved; "
           f"{_bench.machine()['cpus']} CPUs; {_bench.revision_text()}; {_bench.where()}",
           flush=True)

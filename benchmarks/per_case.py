@@ -124,15 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default="1,4,16,64",
                         help="target counts, each x 256 protocols (default 1,4,16,64)")
     parser.add_argument("--no-lib", action="store_true", help="leave out the library runs")
-    parser.add_argument("--no-netns", action="store_true",
-                        help="run in the host's network namespace, not one of our own")
-    parser.add_argument("--json", metavar="FILE", help="write the figures here")
+    _bench.run_options(parser)
     args = parser.parse_args(argv)
-    if not args.no_netns:
-        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
-        if code is not None:
-            return code
-    _bench.require_raw()
+    code = _bench.enter(__file__, args, argv)
+    if code is not None:
+        return code
     sizes = [int(x) for x in args.targets.split(",") if x.strip()]
     have_nmap = shutil.which("nmap") is not None
     if not have_nmap:

@@ -255,16 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", "-n", type=int, default=5, help="runs of each (default 5)")
     parser.add_argument("--family", type=int, choices=(4, 6), action="append",
                         help="4 and/or 6 (default both)")
-    parser.add_argument("--no-netns", action="store_true",
-                        help="run in the host's network namespace, not one of our own")
-    parser.add_argument("--json", metavar="FILE", help="write the figures here")
+    _bench.run_options(parser)
     args = parser.parse_args(argv)
-    if not args.no_netns:
-        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
-        if code is not None:
-            return code
+    code = _bench.enter(__file__, args, argv)
+    if code is not None:
+        return code
     families = args.family or [4, 6]
-    _bench.require_raw()
     have_nmap = shutil.which("nmap") is not None
     if not have_nmap:
         print("nmap not found: `apt-get install -y nmap`; timing hdp alone", file=sys.stderr)

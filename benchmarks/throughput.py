@@ -268,15 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood-count", type=int, default=1_000_000, metavar="N",
                         help="packets of the C and Python reference loops (default 1000000;"
                              " the Python loop sends a fifth of them)")
-    parser.add_argument("--no-netns", action="store_true",
-                        help="run in the host's network namespace, not one of our own")
-    parser.add_argument("--json", metavar="FILE", help="write the figures here")
+    _bench.run_options(parser)
     args = parser.parse_args(argv)
-    if not args.no_netns:
-        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
-        if code is not None:
-            return code
-    _bench.require_raw()
+    code = _bench.enter(__file__, args, argv)
+    if code is not None:
+        return code
     if not 1 <= args.flood_count <= 10_000_000:
         sys.exit("--flood-count: give 1..10000000")
     have_hping = shutil.which("hping3") is not None and shutil.which("timeout") is not None

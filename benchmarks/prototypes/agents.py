@@ -73,17 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--targets", type=int, default=16)
     parser.add_argument("--one", choices=KINDS, help=argparse.SUPPRESS)
-    parser.add_argument("--no-netns", action="store_true")
-    parser.add_argument("--json", metavar="FILE")
+    _bench.run_options(parser)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one, args.targets)))
         return 0
-    if not args.no_netns:
-        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
-        if code is not None:
-            return code
-    _bench.require_raw()
+    code = _bench.enter(__file__, args, argv)
+    if code is not None:
+        return code
     print(f"agents: {args.targets * 256} cases, {args.repeat} runs each, interleaved; "
           f"{_bench.revision_text()}; {_bench.where()}", flush=True)
     load_before = _bench.load_average()

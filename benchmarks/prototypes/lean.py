@@ -274,16 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--no-netns", action="store_true")
-    parser.add_argument("--json", metavar="FILE")
+    _bench.run_options(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.count <= MAX_COUNT:
         sys.exit(f"--count: give 1..{MAX_COUNT}")
-    if not args.no_netns:
-        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
-        if code is not None:
-            return code
-    _bench.require_raw()
+    code = _bench.enter(__file__, args, argv)
+    if code is not None:
+        return code
     print(f"lean: {args.count} probes a run, {args.repeat} runs of each variant, interleaved;"
           f" {_bench.machine()['cpus']} CPUs; {_bench.where()}", flush=True)
     load_before = _bench.load_average()

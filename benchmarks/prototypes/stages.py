@@ -56,14 +56,11 @@ def per_call(function: Callable[[], object], count: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=20000)
-    parser.add_argument("--no-netns", action="store_true")
-    parser.add_argument("--json", metavar="FILE")
+    _bench.run_options(parser)
     args = parser.parse_args(argv)
-    if not args.no_netns:
-        code = _bench.run_in_own_netns(__file__, sys.argv[1:] if argv is None else argv)
-        if code is not None:
-            return code
-    _bench.require_raw()
+    code = _bench.enter(__file__, args, argv)
+    if code is not None:
+        return code
     n = args.count
     run_id = 0x1A2B3C4D
     dst = "127.0.0.1"
