@@ -54,6 +54,9 @@ class Delivery:
     kernel_time_ns: int | None = None
     latency_us: float | None = None
     fragment_offsets: tuple[int, ...] = ()
+    # Offsets after the IP header of the bytes that differ from the probe as sent, e.g.
+    # "2-3" (hdp.rewrites); None when none do, or where they cannot be told.
+    changed_bytes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,5 +91,9 @@ class Observation:
     # False: no ICMP answer could come (our own raw socket of the protocol sits on the
     # target and takes the probe), so silence proves nothing
     icmp_possible: bool = True
-    failure_stage: str | None = None  # "send" / "listen": an agent failed, not the OS
+    # What of our own machinery failed, not the OS or the path: "send" (the sender agent
+    # died before the probe left), "listen" (the listener went away), "queue" (a full
+    # kernel queue on the listener may have hidden it), "agent" (no agent could start).
+    # The verdict is `error`, and `note` says what broke.
+    failure_stage: str | None = None
     note: str | None = None  # e.g. "interrupted", "sender agent exited (code -9)"

@@ -17,14 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdp import accounting, icmp_budget
 from hdp.address import is_loopback, resolve
 from hdp.agent import messages, protocol
 from hdp.agent.launch import AgentClient, AgentError, Event
-from hdp.case import Case, Delivery, IcmpReport, Observation
+from hdp.batch_state import BatchState
+from hdp.case import Case, IcmpReport, Observation
+from hdp.observe import CaseState, observation
 
 ACK_TIMEOUT = 10.0
-ICMP_BURST = 40  # Linux answers a burst of 50 ICMP errors, then 1000/s (icmp_msgs_*)
-ICMP_GAP = 0.05
+ICMP_TIME = 60.0  # s an ICMP-only batch may spend asking (hdp.icmp_budget); --patient: more
 SEND_DATA = protocol.MAX_LINE // 2  # hex of probe data in one `send` request
 
 
@@ -33,9 +35,17 @@ class BatchResult:
     observations: list[Observation]
     run_id: int
     interrupted: bool = False
-    drops: dict[str, int] = field(default_factory=dict)  # "agent family/protocol" -> count
+    # "agent family/protocol" -> the listener's kernel drops during the batch, exactly
+    drops: dict[str, int] = field(default_factory=dict)
     unaccounted: int = 0  # sent probes with no evidence at all before the deadline
     seconds: float = 0.0
+    broken: list[str] = field(default_factory=list)  # what of our machinery failed
+    # sent = delivered + lost + dropped, per listener and in all (hdp.accounting)
+    accounting: accounting.Accounting = field(default_factory=accounting.Accounting)
+    icmp_budget: dict[str, dict[str, Any]] = field(default_factory=dict)  # by target address
+    # by target address: {"family/protocol": [inodes]} of other raw sockets seen during
+    # the batch, or {"unavailable": why} where they cannot be told
+    foreign_sockets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def listen_protocol(family: int, protocol: int) -> int | None:
@@ -65,26 +75,6 @@ def send_requests(run: int, probes: Sequence[messages.ProbeSpec]) -> list[messag
     return sends
 
 
-@dataclass
-class _State:
-    case: Case
-    address: str | None = None
-    listener: AgentClient | None = None
-    sent: dict[str, Any] | None = None
-    deliveries: list[Delivery] = field(default_factory=list)
-    icmp: list[IcmpReport] = field(default_factory=list)
-    listen_errno: str | None = None
-    resolve_errno: str | None = None
-    failure_stage: str | None = None
-    note: str | None = None
-    header_included: bool = False
-
-    @property
-    def resolved(self) -> bool:
-        if self.resolve_errno or self.failure_stage or self.deliveries or self.icmp:
-            return True
-        return self.sent is not None and not self.sent["ok"]
-
 
 class Engine:
     """Runs batches from one sender agent to targets with (or without) listener agents."""
@@ -103,33 +93,50 @@ class Engine:
 
     def run(self, cases: Sequence[Case], *, timeout: float = 1.0, icmp: bool = True,
             progress: Callable[[int, int], None] | None = None,
-            started: Callable[[int], None] | None = None) -> BatchResult:
-        """Probe `cases`; `started(n)` is called once the n probes are on their way."""
+            started: Callable[[int], None] | None = None,
+            icmp_time: float = ICMP_TIME,
+            max_asks: int = icmp_budget.MAX_ASKS) -> BatchResult:
+        """Probe `cases`; `started(n)` is called once the n probes are on their way.
+
+        ICMP-only cases (no listener on the target) are asked at the pace the target's
+        ICMP budget allows, again where an answer may have been withheld, for at most
+        `icmp_time` seconds and `max_asks` times each (hdp.icmp_budget)."""
         began = time.monotonic()
-        run_id = random.getrandbits(32)
-        states = [_State(case) for case in cases]
-        result = BatchResult([], run_id)
+        run = BatchState(random.getrandbits(32), [CaseState(case) for case in cases], timeout,
+                   icmp_time, max_asks)
+        result = BatchResult([], run.run_id)
         try:
-            self._prepare(states, run_id, icmp)
-            self._send_and_collect(states, run_id, timeout, progress, started)
+            self._prepare(run, icmp)
+            self._send_and_collect(run, progress, started)
         except KeyboardInterrupt:
             result.interrupted = True
-            for state in states:
+            for state in run.states:
                 if not state.resolved:
                     state.note = "interrupted before its deadline"
+        except AgentError as exc:  # an agent gone in the middle of a request
+            self._broken(run, str(exc))
         finally:
-            result.drops = self._finish(run_id)
-        result.observations = [_observation(s) for s in states]
-        result.unaccounted = sum(1 for s in states if s.sent and s.sent["ok"] and not s.resolved)
+            self._finish(run)
+        self._account(run, result)
+        result.broken = run.broken
+        for pacer in run.pacers.values():
+            for index, status in pacer.status.items():
+                if status in (icmp_budget.SILENT, icmp_budget.UNSURE):
+                    run.states[index].silence = (status, pacer.asks[index])
+        result.observations = [observation(s, run.run_id, i) for i, s in enumerate(run.states)]
+        result.unaccounted = sum(1 for s in run.states
+                                 if s.sent and s.sent["ok"] and not s.resolved)
+        result.icmp_budget = {t: p.summary() for t, p in run.pacers.items()}
+        result.foreign_sockets = run.foreign_report()
         result.seconds = time.monotonic() - began
         return result
 
     # -- phases ---------------------------------------------------------------------
 
-    def _prepare(self, states: list[_State], run_id: int, icmp: bool) -> None:
+    def _prepare(self, run: BatchState, icmp: bool) -> None:
         wanted: dict[tuple[AgentClient, int], set[int]] = defaultdict(set)
         families: set[int] = set()
-        for state in states:
+        for state in run.states:
             case = state.case
             known = self.addresses.get(case.target, {}).get(case.family)
             if known is not None:
@@ -146,24 +153,27 @@ class Engine:
         for (agent, family), protocols in wanted.items():
             ident = agent.request(messages.Listen(family=family,  # type: ignore[arg-type]
                                                   protocols=tuple(sorted(protocols)),
-                                                  runs=(run_id,)))
+                                                  runs=(run.run_id,)))
             acks[ident] = (agent, family)
         if icmp:
             for family in sorted(families):
                 acks[self.sender.request(messages.Icmp(
-                    family=family, runs=(run_id,)))] = (self.sender, family)  # type: ignore[arg-type]
+                    family=family, runs=(run.run_id,)))] = (self.sender, family)  # type: ignore[arg-type]
         refused: dict[tuple[AgentClient, int], dict[str, str]] = {}
-        for ident, event in self._await_acks(acks, states).items():
+        for ident, event in self._await_acks(acks, run).items():
             if event.get("event") == "listening":
                 refused[acks[ident]] = event.get("refused", {})
-        for state in states:
+                agent = acks[ident][0]
+                for key, count in (event.get("drops") or {}).items():
+                    run.drops_before[f"{agent.spec} {key}"] = count
+        for state in run.states:
             proto = listen_protocol(state.case.family, state.case.protocol)
             if state.listener is not None and proto is not None:
                 errno_name = refused.get((state.listener, state.case.family), {}).get(str(proto))
                 state.listen_errno = errno_name
 
     def _await_acks(self, acks: Mapping[int, tuple[AgentClient, int]],
-                    states: list[_State]) -> dict[int, dict[str, Any]]:
+                    run: BatchState) -> dict[int, dict[str, Any]]:
         answers: dict[int, dict[str, Any]] = {}
         deadline = time.monotonic() + ACK_TIMEOUT
         while len(answers) < len(acks) and time.monotonic() < deadline:
@@ -174,94 +184,153 @@ class Engine:
             if event.get("id") in acks:
                 answers[event["id"]] = event
             elif event.get("event") == "exit":
-                self._agent_exited(agent, states)
+                self._agent_exited(agent, run)
                 answers.update({i: {"event": "exit"} for i, (a, _) in acks.items() if a is agent})
         return answers
 
-    def _send_and_collect(self, states: list[_State], run_id: int, timeout: float,
-                          progress: Callable[[int, int], None] | None,
+    def _send_and_collect(self, run: BatchState, progress: Callable[[int, int], None] | None,
                           started: Callable[[int], None] | None) -> None:
-        probes = [self._probe(i, s) for i, s in enumerate(states)
-                  if s.resolve_errno is None and s.failure_stage is None]
-        paced = [p for p in probes if p.header_included]
-        direct = [p for p in probes if not p.header_included]
-        pending_sends = 0
-        for send in send_requests(run_id, direct):
-            self.sender.request(send)
-            pending_sends += 1
-        # ICMP-only probes go in bursts the target's ICMP rate limit can answer.
-        bursts = [paced[i:i + ICMP_BURST] for i in range(0, len(paced), ICMP_BURST)]
+        probes = {i: self._probe(i, s) for i, s in enumerate(run.states)
+                  if s.resolve_errno is None and s.failure_stage is None}
+        direct = [p for p in probes.values() if not p.header_included]
+        paced: dict[str, list[int]] = defaultdict(list)
+        for index, probe in probes.items():
+            if probe.header_included:
+                paced[probe.dst].append(index)
+        now = time.monotonic()
+        for address, indices in paced.items():
+            # Our own IPPROTO_RAW socket on this host takes a protocol-255 probe to it.
+            once = [i for i in indices if run.states[i].case.protocol == 255
+                    and is_loopback(address)]
+            run.pacers[address] = icmp_budget.Pacer(
+                indices, run.icmp_time, run.timeout, run.max_asks, began=now, once=once)
+        for send in send_requests(run.run_id, direct):
+            run.direct_sends.add(self.sender.request(send))
+        self._watch_foreign(run)
         if started is not None:
             started(len(probes))
-        next_burst = time.monotonic()
-        deadline = None
-        hard_deadline = time.monotonic() + timeout + ACK_TIMEOUT + 0.01 * len(probes)
-        done = sum(s.resolved for s in states)
-        draining: dict[int, AgentClient] | None = None
+        run.hard_deadline = now + run.timeout + ACK_TIMEOUT + 0.01 * len(direct) + (
+            max(run.icmp_time, run.timeout) + run.timeout if run.pacers else 0.0)
+        run.done = sum(s.resolved for s in run.states)
+        run.direct_open = sum(1 for s in run.states if not s.header_included and not s.resolved)
         while True:
             now = time.monotonic()
-            if bursts and now >= next_burst:
-                try:
-                    self.sender.request(messages.Send(run=run_id,
-                                                      probes=tuple(bursts.pop(0))))
-                except AgentError:
-                    # Gone since the last burst, its `exit` not read yet: that event
-                    # marks what was never sent (the hard deadline bounds the wait).
-                    bursts = []
-                else:
-                    pending_sends += 1
-                next_burst = now + ICMP_GAP
-            if done == len(states) and not pending_sends:
-                if draining is None:
-                    draining = self._drain_after_icmp(states)
-                if not draining:
-                    return
-            limit = min(t for t in (deadline, hard_deadline) if t is not None)
-            if now >= limit:
+            wake = run.hard_deadline
+            for address, pacer in run.pacers.items():
+                pacer.poll(now)
+                if pacer.round is None and not pacer.finished and pacer.next_at <= now:
+                    self._ask(run, address, pacer, probes, now)
+                due = pacer.due(now)
+                if due is not None:
+                    wake = min(wake, due)
+            if self._finished(run):
                 return
-            wait = limit - now
-            if bursts:
-                wait = min(wait, max(0.0, next_burst - now))
+            if run.deadline is not None:
+                wake = min(wake, run.deadline)
             try:
-                agent, event = self.events.get(timeout=wait)
+                agent, event = self.events.get(timeout=max(0.0, wake - time.monotonic()))
             except queue.Empty:
                 continue
-            kind = event.get("event")
-            if draining and event.get("id") in draining and kind in ("drained", "error"):
-                del draining[event["id"]]  # an agent without `drain` answers an error
-            elif kind == "send-done":
-                pending_sends -= 1
-                if pending_sends == 0 and not bursts:
-                    deadline = time.monotonic() + timeout
-            elif kind == "exit":
-                self._agent_exited(agent, states)
-                if draining:
-                    draining = {i: a for i, a in draining.items() if a is not agent}
-                if agent is self.sender:
-                    pending_sends, bursts = 0, []
-                    deadline = time.monotonic()
-                done = sum(s.resolved for s in states)  # rare: recount once
-                if progress is not None:
-                    progress(done, len(states))
-            else:
-                # Counted per event, not recounted: a batch has thousands of each.
-                state = self._state_of(event, run_id, states)
-                if state is not None:
-                    was_resolved = state.resolved
-                    self._record(event, state, agent)
-                    if state.resolved and not was_resolved:
-                        done += 1
-                        if deadline is not None:
-                            # The agent reads a batch's arrivals only after it has sent
-                            # the whole batch: wait `timeout` after the latest evidence,
-                            # not after send-done, while evidence is still coming in.
-                            deadline = max(deadline, time.monotonic() + timeout)
-                        if progress is not None:
-                            progress(done, len(states))
-                elif kind == "error" and agent is self.sender:
-                    self._sender_error(event, states)
+            self._handle(run, agent, event, progress)
 
-    def _drain_after_icmp(self, states: list[_State]) -> dict[int, AgentClient]:
+    def _finished(self, run: BatchState) -> bool:
+        """Whether the batch is over: every pacer done, every direct case settled (or its
+        deadline passed) and the listeners drained, or the hard deadline passed."""
+        now = time.monotonic()
+        if now >= run.hard_deadline:
+            return True
+        if any(not pacer.finished for pacer in run.pacers.values()) or run.direct_sends:
+            return False
+        if not run.direct_open or (run.deadline is not None and now >= run.deadline):
+            if run.draining is None:
+                run.draining = self._drain_after_icmp(run.states)
+            return not run.draining
+        return False
+
+    def _ask(self, run: BatchState, address: str, pacer: icmp_budget.Pacer,
+             probes: Mapping[int, messages.ProbeSpec], now: float) -> None:
+        """Send the pacer's next round for `address`, and look for foreign sockets."""
+        asked = pacer.start_round(now)
+        if not asked:
+            return
+        try:
+            # A round is one request unless its probes' data overruns a line: it is sent
+            # once the last of its requests is done (see _handle).
+            for send in send_requests(run.run_id, [probes[i] for i in asked]):
+                run.rounds[self.sender.request(send)] = pacer
+        except AgentError:
+            # Gone since the last round, its `exit` not read yet: that event marks what
+            # was never sent (the hard deadline bounds the wait).
+            pacer.round, pacer.ended_by = None, "agent gone"
+            return
+        if pacer.rounds % 8 == 1:
+            self._watch_foreign(run)
+
+    def _handle(self, run: BatchState, agent: AgentClient, event: dict[str, Any],
+                progress: Callable[[int, int], None] | None) -> None:
+        kind = event.get("event")
+        ident = event.get("id")
+        if run.draining and ident in run.draining and kind in ("drained", "error"):
+            del run.draining[ident]  # an agent without `drain` answers an error
+        elif kind == "send-done" and ident in run.rounds:
+            pacer = run.rounds.pop(ident)
+            if pacer not in run.rounds.values():  # the round's last request
+                pacer.all_sent(time.monotonic())
+        elif kind == "send-done" and ident in run.direct_sends:
+            run.direct_sends.discard(ident)
+            if not run.direct_sends:
+                run.deadline = time.monotonic() + run.timeout
+        elif kind == "raw-sockets" and ident in run.foreign_asks:
+            run.foreign_seen(run.foreign_asks.pop(ident), event)
+        elif kind == "exit":
+            self._agent_exited(agent, run)
+            if run.draining:
+                run.draining = {i: a for i, a in run.draining.items() if a is not agent}
+            if agent is self.sender:
+                run.direct_sends.clear()
+                run.rounds.clear()
+                for pacer in run.pacers.values():
+                    pacer.round, pacer.ended_by = None, "agent gone"
+                run.deadline = time.monotonic()
+            run.done = sum(s.resolved for s in run.states)  # rare: recount once
+            run.direct_open = sum(1 for s in run.states
+                                  if not s.header_included and not s.resolved)
+            if progress is not None:
+                progress(run.done, len(run.states))
+        else:
+            # Counted per event, not recounted: a batch has thousands of each.
+            index = self._index_of(event, run)
+            if index is None:
+                if kind == "error" and agent is self.sender:
+                    self._sender_error(event, run.states)
+                return
+            state = run.states[index]
+            was_resolved = state.resolved
+            self._record(event, state, agent, run, index)
+            if state.resolved and not was_resolved:
+                run.done += 1
+                run.direct_open -= not state.header_included
+                if run.deadline is not None and not state.header_included:
+                    # The agent reads a batch's arrivals only after it has sent the
+                    # whole batch: wait `timeout` after the latest evidence, not after
+                    # send-done, while evidence is still coming in.
+                    run.deadline = max(run.deadline, time.monotonic() + run.timeout)
+                if progress is not None:
+                    progress(run.done, len(run.states))
+
+    def _watch_foreign(self, run: BatchState) -> None:
+        """Ask the sender which other raw sockets of the probed protocols are open, where
+        its namespace is the target's (loopback): they make the kernel answer no ICMP."""
+        for family in (4, 6):
+            protocols = sorted({s.case.protocol for s in run.states if s.header_included
+                                and s.case.family == family and is_loopback(s.address)})
+            if not protocols:
+                continue
+            with contextlib.suppress(AgentError):
+                run.foreign_asks[self.sender.request(messages.RawSockets(
+                    family=family, protocols=tuple(protocols)))] = family
+
+    def _drain_after_icmp(self, states: list[CaseState]) -> dict[int, AgentClient]:
         """Ask the listeners of cases that only ICMP answered for what they already hold.
 
         A host hands a packet to its raw listeners before it answers it (port
@@ -269,14 +338,14 @@ class Engine:
         way from the listener's agent when the ICMP from the sender's agent is in.
         """
         agents = {s.listener for s in states
-                  if s.icmp and not s.deliveries and s.listener is not None}
+                  if s.icmp and not s.arrivals and s.listener is not None}
         asked = {}
         for agent in agents:
             with contextlib.suppress(AgentError):  # gone: its `exit` event marks its cases
                 asked[agent.request(messages.Drain())] = agent
         return asked
 
-    def _probe(self, index: int, state: _State) -> messages.ProbeSpec:
+    def _probe(self, index: int, state: CaseState) -> messages.ProbeSpec:
         case = state.case
         return messages.ProbeSpec(
             case=index, family=case.family, protocol=case.protocol,  # type: ignore[arg-type]
@@ -284,50 +353,67 @@ class Engine:
             size=case.size, header_included=state.header_included, ident=index + 1,
             df=case.df, tos=case.tos, ttl=case.ttl, data=case.data)
 
-    def _state_of(self, event: dict[str, Any], run_id: int,
-                  states: list[_State]) -> _State | None:
+    def _index_of(self, event: dict[str, Any], run: BatchState) -> int | None:
         """The case an event is about, by its tag (or, for bare ICMP quotes, its ident)."""
         kind = event.get("event")
         if kind not in ("sent", "arrival", "icmp"):
             return None
         index = event.get("case")
         if kind == "icmp" and event.get("run") is None:
-            index = _match_quote(event, states)
-        elif event.get("run") != run_id:
+            index = _match_quote(event, run.states)
+        elif event.get("run") != run.run_id:
             return None
-        if not isinstance(index, int) or not 0 <= index < len(states):
+        if not isinstance(index, int) or not 0 <= index < len(run.states):
             return None
-        return states[index]
+        return index
 
-    def _sender_error(self, event: dict[str, Any], states: list[_State]) -> None:
+    def _sender_error(self, event: dict[str, Any], states: list[CaseState]) -> None:
         for state in states:
             if state.sent is None and not state.failure_stage:
                 state.note = f"agent error: {event.get('message')}"
 
-    def _record(self, event: dict[str, Any], state: _State, agent: AgentClient) -> None:
+    def _record(self, event: dict[str, Any], state: CaseState, agent: AgentClient,
+                run: BatchState, index: int) -> None:
         kind = event.get("event")
+        pacer = run.pacers.get(str(state.address)) if state.header_included else None
         if kind == "sent":
-            state.sent = event
+            if state.sent is None or event.get("ok"):
+                state.sent = event  # a probe asked again: its latest send
+            if pacer is not None:
+                pacer.on_sent(index, event.get("time_ns"), bool(event.get("ok")))
         elif kind == "arrival" and agent is state.listener:
-            state.deliveries.append(_delivery(event, state.sent))
+            state.arrivals.append(event)
         elif kind == "icmp":
             state.icmp.append(IcmpReport(event["family"], event["type"], event["code"],
                                          event.get("from"), event.get("mtu"),
                                          event.get("quoted_protocol")))
+            if pacer is not None:
+                pacer.on_answer(index, (state.sent or {}).get("time_ns"),
+                                event.get("kernel_time_ns"), time.time_ns())
 
-    def _agent_exited(self, agent: AgentClient, states: list[_State]) -> None:
+    def _agent_exited(self, agent: AgentClient, run: BatchState) -> None:
         why = f"agent {agent.spec} exited{agent.stderr_note()}"
-        for state in states:
+        run.broken.append(f"agent {agent.spec} exited during the run")
+        for state in run.states:
             if state.resolved:
                 continue
             if agent is self.sender and state.sent is None:
                 state.failure_stage, state.note = "send", f"never sent: {why}"
             elif agent is state.listener:
                 state.failure_stage, state.note = "listen", f"listener lost: {why}"
+            elif agent is self.sender and state.listener is None:
+                state.failure_stage, state.note = "icmp", f"no ICMP could be heard: {why}"
 
-    def _finish(self, run_id: int) -> dict[str, int]:
-        """Close listeners and collect receive-queue drop counts; never raises."""
-        drops: dict[str, int] = {}
+    def _broken(self, run: BatchState, why: str) -> None:
+        """Our machinery failed outside an agent's exit: every open case is `error`."""
+        run.broken.append(why)
+        for state in run.states:
+            if not state.resolved:
+                state.failure_stage, state.note = "agent", why
+
+    def _finish(self, run: BatchState) -> None:
+        """Close every agent's sockets, reading what their listeners still held and their
+        exact drop counts; never raises."""
         agents = {a for a in self.listeners.values() if a is not None and a.alive()}
         if self.sender.alive():
             agents.add(self.sender)
@@ -345,12 +431,42 @@ class Engine:
                 break
             if event.get("id") in acks and event.get("event") == "closed":
                 acks.pop(event["id"])
-                for key, count in event.get("drops", {}).items():
-                    drops[f"{agent.spec} {key}"] = count
-        return drops
+                for key, count in (event.get("drops") or {}).items():
+                    run.drops_after[f"{agent.spec} {key}"] = count
+            elif event.get("event") in ("arrival", "icmp"):
+                # Read before the socket closed: late, and evidence all the same.
+                index = self._index_of(event, run)
+                if index is not None:
+                    self._record(event, run.states[index], agent, run, index)
+
+    def _account(self, run: BatchState, result: BatchResult) -> None:
+        """sent = delivered + lost + dropped per listener; cases a drop may hide: error."""
+        drops = accounting.batch_drops(run.drops_before, run.drops_after)
+        result.drops = {k: v for k, v in drops.items() if v is not None}
+        probes = []
+        by_socket: dict[str, list[CaseState]] = defaultdict(list)
+        for state in run.states:
+            proto = listen_protocol(state.case.family, state.case.protocol)
+            if state.listener is None or proto is None or state.listen_errno \
+                    or not (state.sent and state.sent.get("ok")):
+                continue
+            socket_name = f"{state.listener.spec} {state.case.family}/{proto}"
+            stopped = any(r.source is not None and r.source != state.address
+                          for r in state.icmp)
+            probes.append(accounting.Probe(socket_name, bool(state.arrivals), stopped))
+            if not state.arrivals and not stopped:
+                by_socket[socket_name].append(state)
+        result.accounting = accounting.account(probes, drops)
+        for count in result.accounting.sockets:
+            if not count.hides or count.kernel_drops is None:
+                continue
+            for state in by_socket[count.socket]:
+                if not state.failure_stage:
+                    state.failure_stage = "queue"
+                    state.note = accounting.queue_note(count.socket, count.kernel_drops)
 
 
-def _match_quote(event: dict[str, Any], states: list[_State]) -> int | None:
+def _match_quote(event: dict[str, Any], states: list[CaseState]) -> int | None:
     """The header-included probe an untagged ICMP quote is about (by ident/flow label)."""
     ident = event.get("quoted_ident") if event.get("family") == 4 else event.get("quoted_flow")
     if not isinstance(ident, int) or ident <= 0:
@@ -361,43 +477,3 @@ def _match_quote(event: dict[str, Any], states: list[_State]) -> int | None:
                 and state.address == event.get("quoted_dst"):
             return index
     return None
-
-
-def _delivery(event: dict[str, Any], sent: dict[str, Any] | None) -> Delivery:
-    received_at = event.get("kernel_time_ns")
-    stamp = event.get("hdp_time_ns") or (sent or {}).get("time_ns")
-    latency = (received_at - stamp) / 1000 if received_at and stamp else None
-    offset = event.get("fragment_offset")
-    return Delivery(src=event["src"], dst=event.get("dst"),
-                    wire_protocol=event.get("wire_protocol"),
-                    ttl=event.get("ttl"), dscp=event.get("dscp"), ecn=event.get("ecn"),
-                    length=event["length"], intact=bool(event.get("intact")),
-                    kernel_time_ns=received_at, latency_us=latency,
-                    fragment_offsets=(offset,) if offset else ())
-
-
-def _observation(state: _State) -> Observation:
-    sent = state.sent or {}
-    socket_errno = sent.get("errno") if sent.get("stage") == "socket" else None
-    send_errno = sent.get("errno") if sent.get("stage") == "send" else None
-    note = state.note
-    if state.header_included and state.case.protocol == 255 and is_loopback(state.address) \
-            and sent.get("ok") and not state.resolved:
-        note = ("no ICMP possible: on the sending host our own IPPROTO_RAW socket counts "
-                "as a protocol-255 listener")
-    silenced = bool(sent.get("icmp_possible") is False and sent.get("ok") and not state.resolved)
-    if silenced:
-        note = ("no ICMP possible: the OS cannot send our own IPv6 header, and on the "
-                "sending host the raw socket that sent the probe takes it in")
-    if state.resolve_errno:
-        send_errno = state.resolve_errno
-        note = f"cannot resolve {state.case.target!r} for IPv{state.case.family}"
-    return Observation(
-        case=state.case, socket_errno=socket_errno, send_errno=send_errno,
-        listen_errno=state.listen_errno, sent_bytes=sent.get("bytes"),
-        sent_src=sent.get("src"), sent_dst=state.address, sent_dscp=state.case.tos >> 2,
-        sent_ecn=state.case.tos & 3,
-        sent_ttl=64 if state.case.ttl is None else state.case.ttl,
-        deliveries=tuple(state.deliveries), icmp=tuple(state.icmp),
-        listened=state.listener is not None, failure_stage=state.failure_stage, note=note,
-        icmp_possible=not silenced)

@@ -83,6 +83,8 @@ class OsNet:
     packet_capture: bool = False  # AF_PACKET
     counters: str | None = None  # "proc" (/proc/net/snmp), "sysctl" (sysctlbyname) or None
     proc_sys: bool = False  # /proc/sys holds the net.* settings
+    # /proc/net/raw and raw6 list this namespace's raw sockets, by protocol and inode
+    proc_net_raw: bool = False
     # Every address in a loopback interface's prefix is local, not only those assigned.
     loopback_prefix_local: bool = False
     notes: dict[str, str] = field(default_factory=dict)  # why a capability is missing
@@ -102,6 +104,7 @@ LINUX = OsNet(
     ipv4_path_mtu=PathMtu(SockOpt(0, 14)), ipv6_path_mtu=PathMtu(SockOpt(41, 24)),
     udp_no_checksum=SockOpt(1, 11),  # SO_NO_CHECK (IPv4 only)
     udplite=(136, 10, 11), packet_capture=True, counters="proc", proc_sys=True,
+    proc_net_raw=True,
     # net/ipv4/fib_frontend.c:fib_add_ifaddr gives a loopback device's whole prefix
     # (127.0.0.0/8) a local route.
     loopback_prefix_local=True,
@@ -138,6 +141,8 @@ DARWIN = OsNet(
         "udplite": "macOS has no UDP-Lite (no protosw for protocol 136 in "
                    "bsd/netinet/in_proto.c)",
         "proc_sys": "macOS has no /proc/sys; its settings are sysctl(3) names",
+        "proc_net_raw": "macOS has no /proc/net/raw: which other raw sockets are open "
+                        "cannot be told",
     },
 )
 

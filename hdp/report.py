@@ -27,7 +27,7 @@ _ARRIVED = frozenset({Outcome.DELIVERED.value, Outcome.ALTERED.value})
 _LOCAL_REFUSALS = frozenset({Outcome.SOCKET_ERROR.value, Outcome.SEND_ERROR.value})
 # A change that has a value in the entry is shown with it: "altered (protocol: 3)".
 _CHANGE_VALUES = {"protocol": "wire_protocol", "src": "source", "length": "bytes_received",
-                  "src-not-translated": "source"}
+                  "src-not-translated": "source", "payload": "payload_changed"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ def case_entry(result: CaseResult) -> dict[str, Any]:
                                            "from": icmp.source, "mtu": icmp.mtu},
         "note": observation.note,
     }
+    if verdict.changed_bytes is not None:  # which bytes differ from the probe as sent
+        entry["payload_changed"] = verdict.changed_bytes
     if result.vantage is not None:  # absent, not null: reports without vantage points keep
         entry["vantage"] = result.vantage  # the fields they always had
     # Probe knobs other than the defaults, likewise absent when unused: two cases that differ

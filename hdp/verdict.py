@@ -29,6 +29,9 @@ class Outcome(str, enum.Enum):
     SOCKET_ERROR = "socket-error"
     LISTEN_ERROR = "listen-error"
     NO_ANSWER = "no-answer"
+    # Our own machinery failed (an agent died, a lab was not up, a full kernel queue hid
+    # the answer): what broke is in the observation's note. Never a conformance result.
+    ERROR = "error"
 
 
 SRC_NOT_TRANSLATED = "src-not-translated"
@@ -44,6 +47,7 @@ class Verdict:
     hops: int | None = None
     latency_us: float | None = None
     icmp: IcmpReport | None = None
+    changed_bytes: str | None = None  # with change `payload`: the offsets, e.g. "2-3"
     inferred: bool = False  # from ICMP alone, no listener on the target
 
 
@@ -125,7 +129,7 @@ def judge(observation: Observation, *, nat_source: str | None = None) -> Verdict
     source a NAT on the path should give the probe (see changes_of)."""
     if observation.socket_errno:
         return Verdict(Outcome.SOCKET_ERROR, errno=observation.socket_errno)
-    if observation.send_errno or observation.failure_stage == "send":
+    if observation.send_errno:
         return Verdict(Outcome.SEND_ERROR, errno=observation.send_errno)
     if observation.deliveries:
         delivery = observation.deliveries[0]
@@ -133,14 +137,20 @@ def judge(observation: Observation, *, nat_source: str | None = None) -> Verdict
         hops = None if delivery.ttl is None else observation.sent_ttl - delivery.ttl
         return Verdict(Outcome.ALTERED if changes else Outcome.DELIVERED, changes=changes,
                        wire_protocol=delivery.wire_protocol, hops=hops,
-                       latency_us=delivery.latency_us)
+                       latency_us=delivery.latency_us, changed_bytes=delivery.changed_bytes)
     for report in observation.icmp:
         outcome = icmp_outcome(report)
         if outcome is not None:
             return Verdict(outcome, icmp=report, wire_protocol=report.quoted_protocol,
                            inferred=not observation.listened)
-    if observation.listen_errno or observation.failure_stage == "listen":
+    if observation.failure_stage:
+        # Our machinery, not the system under test: no verdict about the probe.
+        return Verdict(Outcome.ERROR, inferred=not observation.listened)
+    if observation.listen_errno:
         return Verdict(Outcome.LISTEN_ERROR, errno=observation.listen_errno)
-    if not observation.listened and not observation.icmp_possible:
+    if not observation.listened:
+        # No listener and no ICMP: the target's kernel may handle the protocol, the path
+        # may have dropped the probe, or the target's ICMP budget withheld the answer
+        # (hdp.icmp_budget). Silence proves none of them: inconclusive, never `lost`.
         return Verdict(Outcome.NO_ANSWER, inferred=True)
-    return Verdict(Outcome.LOST, inferred=not observation.listened)
+    return Verdict(Outcome.LOST)

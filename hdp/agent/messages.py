@@ -136,6 +136,16 @@ class Send(Request):
 
 
 @dataclass(frozen=True)
+class RawSockets(Request):
+    """Raw sockets of `protocols` open in the agent's network namespace that are not its
+    own: each takes the packets of its protocol, so the kernel answers them no ICMP."""
+
+    OP, ANSWER = "raw-sockets", "raw-sockets"
+    family: Family
+    protocols: Annotated[tuple[Annotated[int, Range(0, 255)], ...], Items(256)] = ()
+
+
+@dataclass(frozen=True)
 class Stats(Request):
     """Kernel receive-queue drops and arrival counts so far."""
 
@@ -304,8 +314,8 @@ class Source(Request):
 
 
 REQUESTS: dict[str, type[Request]] = {cls.OP: cls for cls in (
-    Listen, Icmp, Send, Stats, Drain, Close, Shutdown, UdpOpen, UdpSend, UdpRecv, UdpInfo,
-    UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source)}
+    Listen, Icmp, Send, RawSockets, Stats, Drain, Close, Shutdown, UdpOpen, UdpSend, UdpRecv,
+    UdpInfo, UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source)}
 compile_checks(*REQUESTS.values())
 
 Ident = Annotated[int, Range(0, MAX_HANDLE)]
@@ -344,21 +354,31 @@ EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ready": (("version", "pid", "platform", "raw", "raw_error", "caller", "hdp"), ()),
     "error": (("id", "message"), ("needs",)),  # needs: "root" when only root may ask it
     # icmp_possible, once the probe was handed to a socket: False when no ICMP error can
-    # come back for it (hdp.agent.sending), so a missing answer is `no-answer`
+    # come back for it (hdp.agent.sending), so a missing answer is `no-answer`; digest
+    # (CRC-32 of the bytes after the IP header) and stamp_ns (the HDP timestamp in them,
+    # null for other payloads), once the probe was built
     "sent": (("run", "case", "ok", "stage", "errno", "bytes", "time_ns", "src"),
-             ("icmp_possible",)),
+             ("icmp_possible", "digest", "stamp_ns")),
+    # digest: CRC-32 of the bytes after the IP header as they came; head: the carrier's
+    # header bytes (hex; null when undecodable); bytes: all of them (hex), only when the
+    # tag's CRC, the HDP ports or the UDP checksum already say the probe was changed
     "arrival": (("run", "case", "probe", "carrier", "family", "socket_protocol",
                  "wire_protocol", "src", "dst", "ttl", "dscp", "ecn", "length", "intact",
                  "kernel_time_ns", "hdp_time_ns", "fragment_offset", "more_fragments",
-                 "truncated", "error"), ()),
+                 "truncated", "error", "digest", "head"), ("bytes",)),
     "icmp": (("family", "type", "code", "from", "mtu", "run", "case", "quoted_protocol",
               "quoted_dst", "quoted_ident", "quoted_flow", "kernel_time_ns"), ()),
     # answers, one per request (Request.ANSWER)
-    "listening": (("id", "family", "opened", "refused"), ()),
+    # drops (listening, stats, drained, closed): each listener's exact kernel drops since
+    # it opened, by "family/protocol" (null where the OS does not count them)
+    "listening": (("id", "family", "opened", "refused", "drops"), ()),
     "icmp-listening": (("id", "family", "ok", "errno"), ()),
     "send-done": (("id",), ()),
     "stats": (("id", "drops", "arrivals", "foreign"), ()),
-    "drained": (("id",), ()),
+    "drained": (("id", "drops"), ()),
+    # sockets: [{"protocol": P, "inode": N}] not the agent's own; unavailable: why none
+    # can be told (null when they can)
+    "raw-sockets": (("id", "family", "sockets", "unavailable"), ()),
     "closed": (("id", "drops"), ()),
     "bye": (("id",), ()),
     "udp-opened": (("id", "ok", "stage", "errno"), ("handle", "address", "port")),

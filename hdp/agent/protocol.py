@@ -12,7 +12,8 @@ Start-up
     "caller": "root"|"user", "hdp": "/path/to/hdp"}``.
 
 Requests
-    ``{"op": OP, "id": N, ...}`` with OP one of ``listen``, ``icmp``, ``send``, ``stats``,
+    ``{"op": OP, "id": N, ...}`` with OP one of ``listen``, ``icmp``, ``send``,
+    ``raw-sockets``, ``stats``,
     ``drain``, ``close``, ``shutdown``, ``udp-open``, ``udp-send``, ``udp-recv``,
     ``udp-info``, ``udp-close``, ``raw-send``, ``capture-start``, ``capture-stop``,
     ``counters``, ``sysctl``, ``source``: the fields, their bounds and the answer of each
@@ -42,6 +43,24 @@ Fields with more to them than their type
     socket of its own protocol to an address of this host (macOS has no IPV6_HDRINCL):
     that socket takes the probe in, so no ICMP error can answer it and a missing answer
     is ``no-answer``, not ``lost`` (hdp.agent.sending).
+    ``drops`` (``listening``, ``stats``, ``drained``, ``closed``): each raw listener's
+    kernel drops since it opened, exactly (Linux ``SO_MEMINFO``), as
+    ``{"4/253": 0, ..}``; null for a listener whose OS does not count them. ``closed``
+    and ``drained`` first report every packet still queued, so received + dropped is
+    every packet that reached a listener; the controller takes the difference between
+    ``listening`` and ``closed`` as a batch's drops (hdp.accounting).
+    ``sent`` ``digest`` and ``stamp_ns``: a CRC-32 of the bytes after the IP header as
+    built, and the HDP timestamp in them (null for UDP and raw payloads). ``arrival``
+    ``digest``, ``head`` and ``bytes``: the same CRC-32 of what arrived, the carrier's
+    header as it arrived (hex: HDP's 12 bytes, UDP's 8, nothing for raw; null when
+    undecodable), and every byte (hex) only when the tag's CRC, the HDP ports or the
+    UDP checksum already show a change. The controller compares the two digests, and
+    names the changed bytes where they differ (hdp.rewrites).
+    ``raw-sockets`` ``sockets``: the raw sockets of the asked protocols open in the
+    agent's network namespace that are not its own, ``[{"protocol": 253, "inode":
+    4873320}]`` (at most 1024; Linux /proc/net/raw and raw6): each makes the kernel
+    answer no ICMP for its protocol (hdp.raw_table). ``unavailable``: why none can be
+    told (no /proc/net/raw on macOS), else null.
     ``udp-info`` ``unavailable``: why ``mtu`` is null when the OS cannot tell a path MTU
     (IPv4 on macOS), null when it can. ``sysctl`` ``reason``: why a setting was not read
     or written (no /proc/sys on macOS, not a lab namespace).

@@ -13,6 +13,8 @@ import os
 import select
 import selectors
 import sys
+import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
 from hdp.wire.hdp import ProbeTag
 
 DRAIN_LIMIT = 1 << 16  # packets one drain reads at most, so a flood cannot hold it
+# The bytes that open each carrier, outside the tag's CRC: HDP's ports and timestamp, the
+# UDP header. An arrival reports them as they came, so the controller can name a rewrite.
+_HEAD = {"hdp": 12, "udp": 8, "raw": 0}
 Handler = Callable[[Any, Any], None]  # (request id, typed request)
 
 
@@ -48,7 +53,22 @@ def arrival_event(arrival: Arrival) -> dict[str, Any]:
         "fragment_offset": header.fragment_offset if header else None,
         "more_fragments": header.mf if header else None,
         "truncated": arrival.received.truncated, "error": arrival.error,
+        **received_digest(arrival),
     }
+
+
+def received_digest(arrival: Arrival) -> dict[str, Any]:
+    """What the controller compares with the probe as sent (hdp.rewrites): a CRC-32 of
+    every byte after the IP header, the carrier's header bytes as they came, and the
+    whole payload only when this end already sees it changed."""
+    payload = arrival.ip_payload
+    carrier = arrival.carrier.name.lower() if arrival.carrier is not None else None
+    fields: dict[str, Any] = {
+        "digest": zlib.crc32(payload),
+        "head": None if carrier is None else payload[:_HEAD[carrier]].hex()}
+    if not arrival.intact:
+        fields["bytes"] = payload.hex()
+    return fields
 
 
 class Agent:
@@ -68,7 +88,6 @@ class Agent:
         self.senders: dict[tuple[int, int, bool], rawsock.RawSocket | rawsock.OsRefusal] = {}
         self.icmp: dict[int, Any] = {}  # family -> IcmpWatch
         self.runs: set[int] = set()
-        self.drops: dict[str, int] = {}
         self.arrivals = 0
         self.foreign = 0
         self.running = True
@@ -77,7 +96,8 @@ class Agent:
                              self.caller, self.own)
         self._handlers: dict[type[messages.Request], Handler] = {
             messages.Listen: self._listen, messages.Icmp: self._icmp,
-            messages.Send: self._send, messages.Stats: self._stats,
+            messages.Send: self._send, messages.RawSockets: self._raw_sockets,
+            messages.Stats: self._stats,
             messages.Drain: self._drain, messages.Close: self._close,
             messages.Shutdown: self._shutdown, **self.ops.handlers(),
         }
@@ -182,7 +202,8 @@ class Agent:
             self.selector.register(raw.sock, selectors.EVENT_READ,
                                    lambda raw=raw: self._on_packet(raw))
             opened.append(proto)
-        self._answer(ident, request, family=family, opened=opened, refused=refused)
+        self._answer(ident, request, family=family, opened=opened, refused=refused,
+                     drops=self._drop_counts(family))
 
     def _icmp(self, ident: int | None, request: messages.Icmp) -> None:
         family = request.family
@@ -207,8 +228,6 @@ class Agent:
             received = raw.receive()
         except BlockingIOError:
             return
-        if received.drops:
-            self.drops[f"{raw.family}/{raw.protocol}"] = received.drops
         arrival = decode_arrival(received)
         if arrival.tag is None or arrival.tag.run_id not in self.runs:
             self.foreign += 1
@@ -257,7 +276,11 @@ class Agent:
         # The caller's data follows the tag the agent writes (hdp.probe): it never takes
         # the place of a header, so a non-root caller still sends only the agent's probes.
         data = probe_data(probe.size) if probe.data is None else bytes.fromhex(probe.data)
-        body = encode_probe(Probe(PayloadKind(probe.payload), data, tag), src, probe.dst)
+        stamp = time.time_ns() if probe.payload == "hdp" else None
+        body = encode_probe(Probe(PayloadKind(probe.payload), data, tag), src, probe.dst,
+                            stamp)
+        # What left, for the controller to compare with what arrives (hdp.rewrites).
+        event.update(digest=zlib.crc32(body), stamp_ns=stamp)
         if sender.header_included:  # our own header: its ident marks the case in quotes
             self.own.probe_sent(run, probe.dst, probe.protocol,
                                 probe.ident & (0xFFFF if probe.family == 4 else 0xFFFFF))
@@ -281,12 +304,35 @@ class Agent:
             self._sources[key] = rawsock.source_address_for(dst, family)
         return self._sources[key]
 
+    def _raw_sockets(self, ident: int | None, request: messages.RawSockets) -> None:
+        from hdp.raw_table import foreign_raw_sockets
+
+        own = {os.fstat(raw.sock.fileno()).st_ino for raw in self._raw_sockets_open()}
+        sockets, unavailable = foreign_raw_sockets(request.family, request.protocols, own)
+        self._answer(ident, request, family=request.family, sockets=sockets,
+                     unavailable=unavailable)
+
+    def _raw_sockets_open(self) -> list[rawsock.RawSocket]:
+        senders = [s for s in self.senders.values() if isinstance(s, rawsock.RawSocket)]
+        return [*self.listeners.values(), *(w.raw for w in self.icmp.values()), *senders]
+
+    def _drop_counts(self, family: int | None = None) -> dict[str, int | None]:
+        """Each listener's kernel drops since it opened, exactly, by "family/protocol";
+        None where the OS does not count them (rawsock.RawSocket.drops)."""
+        return {f"{raw.family}/{raw.protocol}": raw.drops()
+                for raw in self.listeners.values() if family in (None, raw.family)}
+
     def _stats(self, ident: int | None, request: messages.Stats) -> None:
-        self._answer(ident, request, drops=dict(self.drops), arrivals=self.arrivals,
+        self._answer(ident, request, drops=self._drop_counts(), arrivals=self.arrivals,
                      foreign=self.foreign)
 
     def _drain(self, ident: int | None, request: messages.Drain) -> None:
-        """Report what the listeners hold right now, then answer (bounded: a flood ends it)."""
+        """Report what the listeners hold right now, then answer with each one's drops."""
+        self._read_queued()
+        self._answer(ident, request, drops=self._drop_counts())
+
+    def _read_queued(self) -> None:
+        """Report every packet the listeners hold (bounded: a flood cannot hold it)."""
         poller = select.poll()
         by_fd = {raw.sock.fileno(): raw for raw in self.listeners.values()}
         for fd in by_fd:
@@ -299,11 +345,14 @@ class Agent:
             for raw in ready:
                 self._on_packet(raw)
             read += len(ready)
-        self._answer(ident, request)
 
     def _close(self, ident: int | None, request: messages.Close) -> None:
+        # What is still queued was received, not dropped: report it before counting, so
+        # that received + dropped is every packet that reached each listener.
+        self._read_queued()
+        drops = self._drop_counts()
         self._close_all()
-        self._answer(ident, request, drops=dict(self.drops))
+        self._answer(ident, request, drops=drops)
 
     def _shutdown(self, ident: int | None, request: messages.Shutdown) -> None:
         self._answer(ident, request)

@@ -13,7 +13,9 @@ from hdp.errors import HdpError
 from hdp.selection import fold_ranges
 from hdp.verdict import Outcome
 
-OUTCOMES = tuple(outcome.value for outcome in Outcome)
+# `error` is our own machinery failing, never something a platform or path is expected
+# to do: no profile may expect it.
+OUTCOMES = tuple(outcome.value for outcome in Outcome if outcome is not Outcome.ERROR)
 CHANGES = ("src", "dst", "protocol", "dscp", "ecn", "length", "payload", "src-not-translated")
 PAYLOADS = ("hdp", "udp", "raw")
 FAMILIES = (4, 6)

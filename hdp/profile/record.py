@@ -41,6 +41,8 @@ def record_profile(results: Iterable[tuple[Case, Verdict]], platform: dict[str, 
         raise ValueError("record_profile needs platform['system'], as platform_info() gives")
     seen: dict[_Cell, Counter[_Label]] = {}
     for case, verdict in results:
+        if verdict.outcome is Outcome.ERROR:
+            continue  # our machinery failed: nothing the platform did
         cell = (case.target, case.path, case.family, case.payload, case.protocol)
         seen.setdefault(cell, Counter())[_label(case, verdict)] += 1
     cells = {cell: min(counts, key=lambda label: (-counts[label], _label_key(label)))

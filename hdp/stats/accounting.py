@@ -156,6 +156,17 @@ class CaseStats:
             refusals=tuple(refusals))
 
 
+def split_missing(missing: int, kernel_drops: int | None) -> tuple[int | None, int | None]:
+    """(lost, dropped) of `missing` probes, given the listener's drop counter over their
+    window: the counter counts packets, not which ones, so it moves probes from lost to
+    dropped, `dropped = min(kernel_drops, missing)`; both None when it is unknown. The one
+    rule for many-probe cases and for a batch's listeners alike (hdp.accounting)."""
+    if kernel_drops is None:
+        return None, None
+    dropped = min(kernel_drops, missing)
+    return missing - dropped, dropped
+
+
 def case_stats(probes: Iterable[ProbeRecord], kernel_drops: int | None, *,
                sync: ClockSync = SHARED_CLOCK, measure: Measure = Measure.ONE_WAY,
                max_latency_us: float = DEFAULT_MAX_LATENCY_US) -> CaseStats:
@@ -196,11 +207,10 @@ def case_stats(probes: Iterable[ProbeRecord], kernel_drops: int | None, *,
         raw.append((sample, ClockKind.KERNEL if both_kernel else ClockKind.USER))
     latency, left_out = summarize(raw, measure=measure, sync=sync,
                                   max_latency_us=max_latency_us)
-    missing = len(sent) - len(firsts)
-    dropped = None if kernel_drops is None else min(kernel_drops, missing)
+    lost, dropped = split_missing(len(sent) - len(firsts), kernel_drops)
     return CaseStats(
         sent=len(sent), refused=len(records) - len(sent), delivered=len(firsts),
-        lost=None if dropped is None else missing - dropped, dropped=dropped,
+        lost=lost, dropped=dropped,
         kernel_drops=kernel_drops, duplicated=duplicated, reordered=_reordered(firsts),
         corrupted=corrupted, latency=latency, left_out=left_out, measure=measure,
         refusals=tuple(sorted({probe.refused for probe in records if probe.refused})))

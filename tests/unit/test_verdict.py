@@ -44,6 +44,11 @@ def _observed(case: Case = V4, **fields: object) -> Observation:
     (_observed(V6, icmp=(IcmpReport(6, 2, 0, "fd00::1", mtu=1280),)), Outcome.TOO_BIG, None, ()),
     (_observed(icmp=(IcmpReport(4, 11, 0, "10.9.0.1"),)), Outcome.LOST, None, ()),
     (_observed(listen_errno="EPROTONOSUPPORT"), Outcome.LISTEN_ERROR, "EPROTONOSUPPORT", ()),
+    (_observed(failure_stage="send"), Outcome.ERROR, None, ()),
+    (_observed(failure_stage="listen"), Outcome.ERROR, None, ()),
+    (_observed(failure_stage="queue"), Outcome.ERROR, None, ()),
+    (_observed(failure_stage="queue", icmp=(IcmpReport(4, 3, 13, "10.9.0.1"),)),
+     Outcome.PROHIBITED, None, ()),
     (_observed(), Outcome.LOST, None, ()),
 ], ids=lambda v: getattr(v, "value", None) if isinstance(v, Outcome) else None)
 def test_judge(observation, outcome, errno, changes):
