@@ -29,6 +29,7 @@ class BatchState:
     direct_open: int = 0  # cases with a listener (or none to pace) not yet settled
     draining: dict[int, AgentClient] | None = None
     broken: list[str] = field(default_factory=list)
+    exited: set[AgentClient] = field(default_factory=set)
     drops_before: dict[str, int | None] = field(default_factory=dict)
     drops_after: dict[str, int | None] = field(default_factory=dict)
     foreign_asks: dict[int, int] = field(default_factory=dict)  # request id -> family

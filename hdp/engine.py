@@ -259,9 +259,10 @@ class Engine:
             for send in send_requests(run.run_id, [probes[i] for i in asked]):
                 run.rounds[self.sender.request(send)] = pacer
         except AgentError:
-            # Gone since the last round, its `exit` not read yet: that event marks what
-            # was never sent (the hard deadline bounds the wait).
+            # Gone since the last round, its `exit` not read yet: what it never sent, and
+            # what only it could have heard an answer for, is ours to mark now.
             pacer.round, pacer.ended_by = None, "agent gone"
+            self._agent_exited(self.sender, run)
             return
         if pacer.rounds % 8 == 1:
             self._watch_foreign(run)
@@ -392,6 +393,9 @@ class Engine:
                                 event.get("kernel_time_ns"), time.time_ns())
 
     def _agent_exited(self, agent: AgentClient, run: BatchState) -> None:
+        if agent in run.exited:
+            return
+        run.exited.add(agent)
         why = f"agent {agent.spec} exited{agent.stderr_note()}"
         run.broken.append(f"agent {agent.spec} exited during the run")
         for state in run.states:
