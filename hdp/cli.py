@@ -72,7 +72,9 @@ hdp-report/1 JSON with --format json or --out FILE.json.
 
 exit status:
   0    every case has an outcome (see the report)
-  1    the sweep could not run or the report could not be written
+  1    the sweep could not run, or the report could not be written, or our own
+       machinery failed (an agent died or never started): the report is written all
+       the same, its affected cases `error` and meta.incomplete true
   2    bad command line
   3    --fail-on: a case had one of the named outcomes
   130  interrupted (Ctrl-C); the report holds what was learned so far
@@ -169,6 +171,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sweep.add_argument("--listener", default="auto", metavar="AGENT",
                        help="who listens on the target: auto (the sender's agent for loopback, "
                        "none otherwise: verdicts from ICMP), same, none, or an AGENT as above")
+    sweep.add_argument("--patient", action="store_true",
+                       help="ICMP-only targets: ask again until every case has an answer or "
+                       "is shown silent, at the pace the target's ICMP rate limit allows "
+                       "(minutes on a Linux peer, like nmap -sO); without it a target gets "
+                       "at most 60 s and the rest is no-answer")
     sweep.add_argument("--no-icmp", action="store_true",
                        help="do not listen for ICMP errors about the probes")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO, Union
 
@@ -75,12 +76,43 @@ def add_arguments(listen: argparse.ArgumentParser) -> None:
 
 
 class Tally:
-    """What the listener saw, for the closing lines: shown, filtered out, kernel drops."""
+    """What the listener saw, for the closing lines: shown, filtered out, and per protocol
+    what it received and what the kernel dropped (exactly, read from each socket as it
+    closes: received + dropped is every packet that reached it)."""
 
     def __init__(self) -> None:
         self.shown = 0
         self.hidden = 0
+        self.received: Counter[int] = Counter()
         self.drops: dict[int, int] = {}
+
+    def close(self, listeners: Sequence[rawsock.RawSocket]) -> None:
+        """Count what is still queued as received, read each socket's drops, close it."""
+        for raw in listeners:
+            self.received[raw.protocol] += _unread(raw)
+            dropped = raw.drops()
+            if dropped:
+                self.drops[raw.protocol] = dropped
+            raw.close()
+
+
+_UNREAD_LIMIT = 1 << 20  # packets counted at the end at most: a flood cannot hold it
+
+
+def _unread(raw: rawsock.RawSocket) -> int:
+    """Packets still queued on `raw`, read and counted without decoding."""
+    import socket
+
+    count = 0
+    while count < _UNREAD_LIMIT:
+        try:
+            raw.sock.recv(1, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return count
+        except OSError:
+            return count
+        count += 1
+    return count
 
 
 def wanted(arrival: Arrival, sources: Sequence[Network] | None,
@@ -123,8 +155,7 @@ def run_listen(args: argparse.Namespace, out: TextIO) -> int:
         show = _formatter(args.format)
         try:
             for received in _receive(listeners, deadline):
-                if received.drops:
-                    tally.drops[received.socket_protocol] = received.drops
+                tally.received[received.socket_protocol] += 1
                 arrival = decode_arrival(received, decode=args.decode)
                 if not wanted(arrival, args.sources, args.runs):
                     tally.hidden += 1
@@ -137,21 +168,21 @@ def run_listen(args: argparse.Namespace, out: TextIO) -> int:
         except KeyboardInterrupt:
             if not open_ended:
                 raise
-            _closing_lines(tally, args)
+            _closing_lines(tally, args, listeners)
             print(f"hdp listen: stopped after {_packets(tally.shown)}", file=sys.stderr)
             return 0
-        _closing_lines(tally, args)
+        _closing_lines(tally, args, listeners)
         if args.count and tally.shown < args.count:
             print(f"hdp listen: timed out after {tally.shown} of {args.count} packets",
                   file=sys.stderr)
             return 1
         return 0
     except KeyboardInterrupt:
-        _closing_lines(tally, args)
+        _closing_lines(tally, args, listeners)
         raise
     finally:
         for raw in listeners:
-            raw.close()
+            raw.close()  # a second close does nothing
 
 
 def open_listeners(protocols: list[int], family: int) -> list[rawsock.RawSocket]:
@@ -216,11 +247,15 @@ def _packets(count: int) -> str:
     return f"{count} packet{'' if count == 1 else 's'}"
 
 
-def _closing_lines(tally: Tally, args: argparse.Namespace) -> None:
+def _closing_lines(tally: Tally, args: argparse.Namespace,
+                   listeners: Sequence[rawsock.RawSocket]) -> None:
     """What the output alone does not say: kernel drops, and packets the filters hid."""
+    tally.close(listeners)
     for protocol, dropped in sorted(tally.drops.items()):
-        print(f"hdp listen: the kernel dropped {dropped} packets of protocol {protocol} "
-              "(receive queue full)", file=sys.stderr)
+        received = tally.received[protocol]
+        print(f"hdp listen: protocol {protocol}: {received} received + {dropped} dropped by "
+              f"the kernel (receive queue full) = {received + dropped} packets",
+              file=sys.stderr)
     if tally.hidden:
         filters = " and ".join(name for name, on in (("--from", args.sources),
                                                       ("--run", args.runs)) if on)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from hdp import rawsock
+from hdp import icmp_budget, rawsock
+from hdp.accounting import Accounting
 from hdp.address import literal_address
 from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.case import Case
@@ -27,6 +28,7 @@ from hdp.report import (
 from hdp.target import Target, expand, plan_target, probe
 from hdp.verdict import judge
 
+EXIT_BROKEN = 1  # our machinery failed (an agent died or never started): report written
 EXIT_FOUND = 3  # --fail-on: a case had one of the named outcomes (hdp sweep --help)
 
 
@@ -41,6 +43,7 @@ class SweepPlan:
     icmp: bool = True
     agent: str = "auto"  # the sender: auto | inprocess | child | sudo | netns:NAME | ssh://..
     listener: str = "auto"  # auto: the sender's agent for loopback targets, none otherwise
+    patient: bool = False  # ICMP-only: ask until every case is settled, not for ICMP_TIME
 
 
 def plan_targets(plan: SweepPlan) -> dict[str, Target]:
@@ -125,23 +128,34 @@ def run_sweep(plan: SweepPlan, progress: ProgressBar | None = None
     announced: list[int] = []
 
     try:
+        pacing = ({"icmp_time": icmp_budget.PATIENT_TIME,
+                   "max_asks": icmp_budget.PATIENT_ASKS} if plan.patient else {})
         batches = probe(cases, targets, start, lambda paths: sender_spec(plan.agent),
                         listener=None if plan.listener == "auto" else plan.listener,
-                        timeout=plan.timeout, icmp=plan.icmp, started=announce,
-                        progress=progress.update if progress else None)
+                        record_failures=True, timeout=plan.timeout, icmp=plan.icmp,
+                        started=announce, progress=progress.update if progress else None,
+                        **pacing)
     finally:
         if progress is not None:
             progress.finish()
         for agent in agents:
             agent.close()
-    sender = agents[0]
+    ready = agents[0].ready if agents else {}
     result = _combined(batches)
     results = [CaseResult(o.case, o, judge(o)) for o in result.observations]
     meta = {"run_id": f"{result.run_id:08x}", "seconds": round(result.seconds, 3),
             "interrupted": result.interrupted, "unaccounted": result.unaccounted,
-            "kernel_drops": result.drops, "agent": str(sender.spec),
-            "agent_platform": sender.ready.get("platform")}
-    return build_report(results, platform=sender.ready.get("platform"), meta=meta), result
+            "kernel_drops": result.drops, "agent": str(agents[0].spec) if agents else None,
+            "agent_platform": ready.get("platform"),
+            # What the run could not learn because our own machinery failed.
+            "incomplete": bool(result.broken) or result.interrupted,
+            "broken": list(result.broken),
+            "accounting": result.accounting.as_json()}
+    if result.icmp_budget:
+        meta["icmp_budget"] = result.icmp_budget
+    if result.foreign_sockets:
+        meta["foreign_raw_sockets"] = result.foreign_sockets
+    return build_report(results, platform=ready.get("platform"), meta=meta), result
 
 
 def _combined(batches: list[BatchResult]) -> BatchResult:
@@ -149,11 +163,18 @@ def _combined(batches: list[BatchResult]) -> BatchResult:
     if len(batches) == 1:
         return batches[0]
     drops: dict[str, int] = {}
+    budget: dict[str, dict[str, Any]] = {}
+    foreign: dict[str, dict[str, Any]] = {}
     for batch in batches:
         drops.update(batch.drops)
+        budget.update(batch.icmp_budget)
+        foreign.update(batch.foreign_sockets)
     return BatchResult([o for b in batches for o in b.observations], batches[0].run_id,
                        any(b.interrupted for b in batches), drops,
-                       sum(b.unaccounted for b in batches), sum(b.seconds for b in batches))
+                       sum(b.unaccounted for b in batches), sum(b.seconds for b in batches),
+                       [why for b in batches for why in b.broken],
+                       Accounting(tuple(c for b in batches for c in b.accounting.sockets)),
+                       budget, foreign)
 
 
 def report_format(fmt: str | None, out: str | None, stdout: TextIO) -> str:
@@ -201,16 +222,24 @@ def command_sweep(args: Any, stdout: TextIO) -> int:
     plan = SweepPlan(
         targets=tuple(args.targets), protocols=tuple(args.protocols),
         families=tuple(args.family), payload=args.payload, size=args.size,
-        timeout=args.timeout, icmp=not args.no_icmp, agent=args.agent, listener=args.listener)
+        timeout=args.timeout, icmp=not args.no_icmp, agent=args.agent, listener=args.listener,
+        patient=args.patient)
     check_out(args.out)
     progress = ProgressBar(sys.stderr, len(plan.targets) * len(plan.protocols)
                            * len(plan.families))
     report, result = run_sweep(plan, progress)
     write_report(report, args.format, args.out, stdout)
+    if result.broken:
+        errors = sum(1 for entry in report["cases"] if entry["outcome"] == "error")
+        print(f"hdp sweep: {'; '.join(dict.fromkeys(result.broken))}: {errors} case"
+              f"{'' if errors == 1 else 's'} could not be judged (error); the report holds "
+              "what was learned", file=sys.stderr)
     if result.interrupted:
         print("hdp sweep: interrupted; the report holds what was learned so far",
               file=sys.stderr)
         return 130
+    if result.broken:
+        return EXIT_BROKEN
     found = Counter(entry["outcome"] for entry in report["cases"]
                     if entry["outcome"] in args.fail_on)
     if found:

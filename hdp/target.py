@@ -17,8 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hdp.address import LOOPBACK, is_loopback, literal_address, resolve
-from hdp.agent.launch import AgentClient, AgentSpec, check_ssh_destination, split_ssh
-from hdp.case import Case
+from hdp.agent.launch import (
+    AgentClient,
+    AgentError,
+    AgentSpec,
+    check_ssh_destination,
+    split_ssh,
+)
+from hdp.case import Case, Observation
 from hdp.engine import BatchResult, Engine
 from hdp.errors import UsageError
 
@@ -96,12 +102,14 @@ def plan_target(text: str, families: Sequence[int]) -> Target:
 def probe(cases: Sequence[Case], targets: Mapping[str, Target],
           start: Callable[[AgentSpec], AgentClient],
           local: Callable[[set[str]], AgentSpec], *, listener: str | None = None,
-          **run: object) -> list[BatchResult]:
+          record_failures: bool = False, **run: object) -> list[BatchResult]:
     """Run `cases` through agents, one pipelined batch per sender.
 
     `start` starts an agent (the caller closes what it started); `local(paths)` says how
     this host sends; `listener` overrides every target's ("none", "same" or an agent
-    spec); `run` goes to Engine.run (timeout, icmp, progress, started).
+    spec); `run` goes to Engine.run (timeout, icmp, progress, started). With
+    `record_failures`, an agent that cannot start (a lab namespace that is not there)
+    makes its cases `error` instead of raising AgentError, and the other senders run.
     """
     groups: dict[str, list[Case]] = defaultdict(list)
     for case in cases:
@@ -112,19 +120,31 @@ def probe(cases: Sequence[Case], targets: Mapping[str, Target],
         names = set(dict.fromkeys(c.target for c in group))
         spec = (local({targets[n].path for n in names}) if sender_key == "local"
                 else AgentSpec.parse(sender_key))
-        sender = start(spec)
-        listeners: dict[str, AgentClient | None] = {}
-        for name in names:
-            choice = targets[name].listener if listener is None else listener
-            if choice in (None, "none"):
-                listeners[name] = None
-            elif choice == "same":
-                listeners[name] = sender
-            elif listener is not None:  # one agent heard every target
-                shared = shared or start(AgentSpec.parse(listener))
-                listeners[name] = shared
-            else:
-                listeners[name] = start(AgentSpec.parse(choice))
+        try:
+            sender = start(spec)
+            listeners: dict[str, AgentClient | None] = {}
+            for name in names:
+                choice = targets[name].listener if listener is None else listener
+                if choice in (None, "none"):
+                    listeners[name] = None
+                elif choice == "same":
+                    listeners[name] = sender
+                elif listener is not None:  # one agent heard every target
+                    shared = shared or start(AgentSpec.parse(listener))
+                    listeners[name] = shared
+                else:
+                    listeners[name] = start(AgentSpec.parse(choice))
+        except AgentError as exc:
+            if not record_failures:
+                raise
+            results.append(not_run(group, str(exc)))
+            continue
         addresses = {n: targets[n].addresses for n in names if targets[n].addresses}
         results.append(Engine(sender, listeners, addresses).run(group, **run))  # type: ignore[arg-type]
     return results
+
+
+def not_run(cases: Sequence[Case], why: str) -> BatchResult:
+    """The batch of cases whose agents could not start: each `error`, saying why."""
+    return BatchResult([Observation(case, failure_stage="agent", note=why) for case in cases],
+                       0, broken=[why])

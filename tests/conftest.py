@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import socket
+import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -79,3 +82,19 @@ def raw_sockets() -> Iterator[list[rawsock.RawSocket]]:
     yield opened
     for raw in opened:
         raw.close()
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace of our own with loopback up; removed however the test ends."""
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's ip command: apt-get install iproute2")
+    name = f"hdp-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace ({made.stderr.strip()}): run as root")
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -96,22 +94,6 @@ def test_child_agent_sweeps_loopback(family):
     finally:
         child.close()
     assert child.process.returncode == 0
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    """A network namespace of our own with loopback up; removed however the test ends."""
-    if shutil.which("ip") is None:
-        pytest.skip("needs iproute2's ip command: apt-get install iproute2")
-    name = f"hdp-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot create a network namespace ({made.stderr.strip()}): run as root")
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @linux_only
