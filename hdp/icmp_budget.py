@@ -81,8 +81,10 @@ class Pacer:
         self.rounds = 0
         self.burst: int | None = None  # answers of the first round that ran dry
         self.dry_started: float | None = None  # start of the last dry round
-        self.tokens = 0.0  # answers of dry rounds since the first ...
+        self.since_dry = 0  # answers of the rounds after it
+        self.tokens = 0.0  # answers between dry rounds since the first ...
         self.span = 0.0  # ... over the time they took to come back
+        self.size = 1 + EXTRA  # the next round's size
         self.rtt: float = 0.0  # s, the longest round trip seen
         self.lag: float = 0.0  # s, the longest wait from an answer's stamp to its event
         self.answers = 0
@@ -136,10 +138,7 @@ class Pacer:
         return asked
 
     def _round_size(self) -> int:
-        rate = self.rate
-        if rate is None:
-            return 1 + EXTRA
-        return max(1, math.ceil(rate * self.pause)) + EXTRA
+        return self.size
 
     # -- what happened -----------------------------------------------------------
 
@@ -181,19 +180,28 @@ class Pacer:
         self.round = None
         answered = [i for i in current.asked if self.status[i] == ANSWERED]
         dry = self._classify(current)
-        if dry:
-            if self.burst is None:
-                self.burst = len(answered)
-            elif self.dry_started is not None:
-                self.tokens += len(answered)
-                self.span += current.started - self.dry_started
-            self.dry_started = current.started
-            rate = self.rate
-            self.pause = (self.pause * 2 if rate is None
-                          else max(self.settle(), (1 + EXTRA) / rate))
+        if not dry:
+            # Budget to spare: ask for twice as much at once.
+            self.since_dry += len(answered)
+            self.size = 2 * len(current.asked)
+            self.next_at = now
+            return
+        if self.burst is None:
+            self.burst = len(answered)
+        elif self.dry_started is not None:
+            # Empty at the last dry round and again now: every answer since came from
+            # tokens the budget gave back in between.
+            self.tokens += self.since_dry + len(answered)
+            self.span += current.started - self.dry_started
+        self.dry_started, self.since_dry = current.started, 0
+        rate = self.rate
+        if rate is None:
+            self.pause *= 2
+            self.size = 1 + EXTRA
         else:
-            self.pause = max(SETTLE_FLOOR, self.pause / 2)
-        self.next_at = now + (self.pause if dry else 0.0)
+            self.pause = max(self.settle(), (1 + EXTRA) / rate)
+            self.size = max(1, math.floor(rate * self.pause)) + EXTRA
+        self.next_at = now + self.pause
 
     def _classify(self, current: _Round) -> bool:
         """Mark the round's silent probes that had budget; whether the round ran dry."""
