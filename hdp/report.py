@@ -16,6 +16,7 @@ from hdp.host import platform_info
 from hdp.json_text import indented
 from hdp.report_checks import render_checks
 from hdp.report_load import SCHEMA, VERDICT_LABELS, loads, read_report
+from hdp.report_meta import meta_lines
 from hdp.selection import fold_ranges
 from hdp.verdict import Outcome, Verdict
 
@@ -65,7 +66,8 @@ def case_entry(result: CaseResult) -> dict[str, Any]:
         "expected": None if result.expected is None else Outcome(result.expected).value,
         "verdict": result.verdict_label,
         "inferred": verdict.inferred,
-        "sent": not (observation.socket_errno or observation.send_errno),
+        "sent": not (observation.socket_errno or observation.send_errno
+                     or observation.failure_stage in ("send", "agent")),
         "bytes_sent": observation.sent_bytes,
         "received": first is not None,
         "source": None if first is None else first.src,
@@ -229,23 +231,6 @@ def outcome_text(entry: dict[str, Any]) -> str:
     return with_details(outcome, details)
 
 
-def _meta_lines(meta: Any) -> list[str]:
-    """What the run itself says about the evidence: interruptions, drops, silence."""
-    if not isinstance(meta, dict):
-        return []
-    lines = []
-    if meta.get("interrupted") is True:
-        lines.append("The run was interrupted: cases it had not settled are marked.")
-    drops = meta.get("kernel_drops")
-    if isinstance(drops, dict) and any(isinstance(v, int) and v for v in drops.values()):
-        listed = ", ".join(f"{k}: {v}" for k, v in sorted(drops.items()) if v)
-        lines.append(f"The kernel dropped packets from full receive queues ({listed}).")
-    unaccounted = meta.get("unaccounted")
-    if isinstance(unaccounted, int) and unaccounted:
-        lines.append(f"{unaccounted} probes were sent and left no evidence before the deadline.")
-    return lines
-
-
 @dataclass(frozen=True)
 class _Table:
     heading: str
@@ -296,7 +281,7 @@ def _layout(report: dict[str, Any]) -> _Layout:
                              [_cells(entry, sized, judged) for entry in rows]))
     return _Layout(one_line(_platform_text(report["platform"])), len(cases),
                    summarize(report) if cases else [], notes,
-                   [one_line(line) for line in _meta_lines(report.get("meta"))], tables,
+                   [one_line(line) for line in meta_lines(report.get("meta"))], tables,
                    render_checks(report.get("checks") or []))
 
 
