@@ -170,3 +170,18 @@ def test_help_gives_examples_and_exit_statuses(command, needles):
     assert shown.returncode == 0, shown.describe()
     for needle in needles:
         assert needle in shown.stdout, needle + shown.describe()
+
+
+def test_sweep_from_a_lab_that_is_not_up_writes_its_report_and_says_what_broke(tmp_path):
+    """The sender's namespace does not exist (a lab that failed to come up): every case
+    is `error`, the report is written all the same, and the exit status is 1."""
+    out = tmp_path / "sweep.json"
+    result = run_hdp("sweep", "198.18.2.2", "--agent", "netns:hdp-nosuchlab-client",
+                     "--listener", "none", "--family", "4", "-p", "250-253", "--out", str(out))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "agent netns:hdp-nosuchlab-client exited before it was ready" in result.stderr
+    report = json.loads(out.read_text())
+    assert [c["outcome"] for c in report["cases"]] == ["error"] * 4
+    assert report["meta"]["incomplete"] is True
+    assert all(c["sent"] is False for c in report["cases"])

@@ -123,3 +123,40 @@ def test_patient_run_settles_every_case(pair):
     # The learned rate is the configured one (one answer every 50 ms), to within a third.
     assert 20 / 1.5 <= budget["rate_per_s"] <= 20 * 1.5, budget
     assert server["IpInUnknownProtos"] >= len(UNKNOWN)
+
+
+def test_sweep_whose_sender_dies_mid_run_says_so_and_writes_its_report(pair, tmp_path):
+    """`hdp sweep` of the rationed peer, its sender agent killed while it waits for the
+    budget: exit status 1, a line naming the agent, and the report written with what was
+    learned, the rest `error` and the run marked incomplete."""
+    import json
+    import signal
+    import time
+
+    client, _ = pair
+    out = tmp_path / "sweep.json"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "hdp", "sweep", SERVER, "--agent", f"netns:{client}",
+         "--listener", "none", "--family", "4", "-p", "200-247", "--out", str(out)],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert sweep.stderr is not None
+        assert sweep.stderr.readline().startswith("hdp sweep: probing 48 cases")
+        time.sleep(0.5)  # the burst is answered; the rest waits for the budget
+        agents = subprocess.run(["ip", "netns", "pids", client], capture_output=True,
+                                text=True, check=True).stdout.split()
+        assert agents, "no agent runs in the client namespace"
+        for pid in agents:
+            os.kill(int(pid), signal.SIGKILL)
+        _, errors = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    assert sweep.returncode == 1, errors
+    assert f"agent netns:{client} exited during the run" in errors
+    report = json.loads(out.read_text())
+    assert report["meta"]["incomplete"] is True and report["meta"]["broken"]
+    outcomes = Counter(case["outcome"] for case in report["cases"])
+    assert outcomes["unreachable"] >= 6 and outcomes["error"] > 0, outcomes
+    assert set(outcomes) <= {"unreachable", "error"}, outcomes
