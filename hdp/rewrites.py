@@ -53,10 +53,11 @@ Rebuild = Callable[[str, str], bytes]
 
 def rebuilder(payload: str, size: int, run: int, case: int,
               stamp_ns: int | None) -> Rebuild:
-    """How the agent built the probe of `case` (hdp.agent.server: _send_one)."""
-    probe = Probe(PayloadKind(payload), probe_data(size), ProbeTag(run, case))
+    """How the agent built the probe of `case` (hdp.agent.server: _send_one); nothing is
+    built until a comparison needs it."""
 
     def build(src: str, dst: str) -> bytes:
+        probe = Probe(PayloadKind(payload), probe_data(size), ProbeTag(run, case))
         return encode_probe(probe, src, dst, stamp_ns)
 
     return build
