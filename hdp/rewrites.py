@@ -11,9 +11,10 @@ for the checksum Linux writes into an IPv6 protocol-58 probe. Where the listener
 bytes, its checks vouch for the tag and data, so the change lies in the carrier's header,
 which it did send.
 
-A UDP checksum that a NAT recomputed for the source it wrote is part of that translation
-(change `src`), not a rewrite of the payload: a datagram rebuilt for the addresses it
-arrived with that matches what arrived is unchanged.
+A UDP source port and checksum that a NAT rewrote with the source address are part of that
+translation (change `src`), not a rewrite of the payload: a datagram that arrived from
+another source with a valid checksum, or that matches the one rebuilt for the addresses it
+arrived with, is unchanged.
 """
 
 from __future__ import annotations
@@ -86,10 +87,10 @@ def compare(sent: Mapping[str, Any], arrival: Mapping[str, Any], rebuild: Rebuil
         head = _hex(arrival.get("head"))
         if head is None:
             return Comparison(True)
-        if _translated(arrival, head, rebuild, expected):
+        if _translated(arrival, head, rebuild, expected, src):
             return UNCHANGED
         arrived = head + expected[len(head):]
-    elif _translated(arrival, arrived[:8], rebuild, expected) and \
+    elif _translated(arrival, arrived[:8], rebuild, expected, src) and \
             arrived[8:] == expected[8:]:
         return UNCHANGED
     spans = changed_spans(expected, arrived)
@@ -101,14 +102,17 @@ def compare(sent: Mapping[str, Any], arrival: Mapping[str, Any], rebuild: Rebuil
 
 
 def _translated(arrival: Mapping[str, Any], head: bytes, rebuild: Rebuild,
-                expected: bytes) -> bool:
-    """Whether a differing UDP header is only the checksum recomputed for the addresses
-    the datagram arrived with (a NAT's work), the rest as sent."""
+                expected: bytes, sent_src: str) -> bool:
+    """Whether a differing UDP header is a NAT's translation: a source the datagram left
+    with replaced, and with it the source port and the checksum (valid for the addresses
+    it arrived with), the rest as sent."""
     src, dst = arrival.get("src"), arrival.get("dst")
     if arrival.get("carrier") != "udp" or not isinstance(src, str) or not isinstance(dst, str):
         return False
-    if head[:6] != expected[:6] or len(head) < 8:
+    if len(head) < 8 or head[2:6] != expected[2:6]:
         return False
+    if src != sent_src and arrival.get("intact") and "bytes" not in arrival:
+        return True  # the listener found the checksum valid for the translated source
     try:
         translated = rebuild(src, dst)
     except (ValueError, ArithmeticError):

@@ -67,7 +67,9 @@ def test_firewall_reject_is_silent_for_payloads_without_a_valid_checksum(
     HDP probe is dropped without a word, exactly as firewall-drop does."""
     firewall = lab("firewall-reject")
     assert raw_probe(firewall, "client", "server", family, 253) == {"icmp": None}
-    assert sweep(firewall, family, "253", listener=False)[253]["outcome"] == "lost"
+    # Silence proves nothing without a listener: the firewall, the target's kernel or its
+    # ICMP budget could each be why. No-answer, never lost.
+    assert sweep(firewall, family, "253", listener=False)[253]["outcome"] == "no-answer"
 
 
 def test_nat_rewrites_the_source_of_both_clients(lab: Start) -> None:
