@@ -23,7 +23,8 @@ A Pacer asks one target's cases in rounds, each sent back to back:
 - a probe without an answer is asked again, fewest asks first, until it is answered,
   shown silent, or out of asks. It is shown silent when at least two later probes of
   the same round were answered, a whole answer apart: the target had budget when it
-  came, so its kernel handles the protocol or it never arrived;
+  came, so its kernel handles the protocol or it never arrived. When too few cases are
+  left to follow it, cases already answered are asked again behind it as witnesses;
 - a round settles once every answer it can draw is in: four round-trip times after the
   last probe left, as the answers measured them (the batch's timeout until one came),
   so on loopback a sweep ends in milliseconds after its last answer, not a fixed wait.
@@ -59,6 +60,8 @@ class _Round:
     started: float
     sent_ns: dict[int, int] = field(default_factory=dict)
     sent_at: float | None = None  # when the agent said the round was sent
+    answered: set[int] = field(default_factory=set)  # asked in this round and answered
+    witnesses: int = 0  # answered cases asked again behind the others (see start_round)
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Pacer:
         self.tokens = 0.0  # answers between dry rounds since the first ...
         self.span = 0.0  # ... over the time they took to come back
         self.size = 1 + EXTRA  # the next round's size
+        self.witnessed = 0  # probes sent as witnesses
         self.rtt: float = 0.0  # s, the longest round trip seen
         self.lag: float = 0.0  # s, the longest wait from an answer's stamp to its event
         self.answers = 0
@@ -132,10 +136,16 @@ class Pacer:
         asked = waiting[:size]
         for index in asked:
             self.asks[index] += 1
-        self.round = _Round(asked, now)
+        # A silent case is shown silent only by answers to later probes of its round: when
+        # too few cases are left to make them, cases already answered follow as witnesses.
+        known = [i for i in self.order if self.status[i] == ANSWERED]
+        witnesses = known[:max(0, min(len(known), size - len(asked), EXTRA + 1))] \
+            if self.rounds else []
+        self.witnessed += len(witnesses)
+        self.round = _Round(asked + witnesses, now, witnesses=len(witnesses))
         self.rounds += 1
         self.lag = 0.0  # measured again: a big round's last answers wait for its sending
-        return asked
+        return self.round.asked
 
     def _round_size(self) -> int:
         return self.size
@@ -155,6 +165,8 @@ class Pacer:
         if self.status.get(index) is None:
             return
         self.status[index] = ANSWERED
+        if self.round is not None and index in self.round.sent_ns:
+            self.round.answered.add(index)
         self.answers += 1
         if answer_ns is not None:
             if sent_ns is not None and answer_ns >= sent_ns:
@@ -178,7 +190,7 @@ class Pacer:
         if current is None or current.sent_at is None or now < current.sent_at + self.settle():
             return
         self.round = None
-        answered = [i for i in current.asked if self.status[i] == ANSWERED]
+        answered = current.answered
         dry = self._classify(current)
         if not dry:
             # Budget to spare: ask for twice as much at once.
@@ -206,8 +218,11 @@ class Pacer:
     def _classify(self, current: _Round) -> bool:
         """Mark the round's silent probes that had budget; whether the round ran dry."""
         sent = sorted((ns, i) for i, ns in current.sent_ns.items())
-        answered_at = [ns for ns, i in sent if self.status[i] == ANSWERED]
-        dry = False
+        answered_at = [ns for ns, i in sent if i in current.answered]
+        # A witness (answered before) left unanswered now: the budget ran out.
+        witnesses = current.asked[len(current.asked) - current.witnesses:] \
+            if current.witnesses else []
+        dry = any(i not in current.answered for i in witnesses)
         for ns, index in sent:
             if self.status[index] != UNSURE:
                 continue
@@ -232,6 +247,6 @@ class Pacer:
                 counts[status] += 1
         rate = self.rate
         return {"burst": self.burst, "rate_per_s": None if rate is None else round(rate, 2),
-                "rounds": self.rounds, "asks": sum(self.asks.values()),
+                "rounds": self.rounds, "asks": sum(self.asks.values()) + self.witnessed,
                 "answered": counts[ANSWERED], "silent": counts[SILENT],
                 "inconclusive": counts[UNSURE], "ended_by": self.ended_by}

@@ -96,3 +96,13 @@ def test_a_peer_that_answers_nothing_is_asked_once():
     took = run(pacer, peer)
     assert pacer.summary()["asks"] == 256 and pacer.summary()["ended_by"] == "no answers"
     assert took < 2.0
+
+
+def test_a_last_silent_case_is_settled_with_witnesses_not_asked_to_exhaustion():
+    """The only case left is one the peer handles: answered cases asked again behind it
+    show it silent within a few rounds, instead of asking it until the asks run out."""
+    peer = LinuxPeer(250, {9})
+    pacer = Pacer(range(10), icmp_budget.PATIENT_TIME, 1.0, icmp_budget.PATIENT_ASKS)
+    took = run(pacer, peer)
+    assert pacer.status[9] == SILENT and pacer.asks[9] <= 6, pacer.asks
+    assert pacer.summary()["ended_by"] == "done" and took < 10
