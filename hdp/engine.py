@@ -23,7 +23,7 @@ from hdp.agent import messages, protocol
 from hdp.agent.launch import AgentClient, AgentError, Event
 from hdp.batch_state import BatchState
 from hdp.case import Case, IcmpReport, Observation
-from hdp.observe import CaseState, observation
+from hdp.observe import CaseState, listen_protocol, observation
 
 ACK_TIMEOUT = 10.0
 ICMP_TIME = 60.0  # s an ICMP-only batch may spend asking (hdp.icmp_budget); --patient: more
@@ -46,15 +46,6 @@ class BatchResult:
     # by target address: {"family/protocol": [inodes]} of other raw sockets seen during
     # the batch, or {"unavailable": why} where they cannot be told
     foreign_sockets: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def listen_protocol(family: int, protocol: int) -> int | None:
-    """The protocol a listener needs to see a probe of `protocol` (Linux renumbers > 255)."""
-    if 0 <= protocol <= 255:
-        return protocol
-    if family == 4 and 256 <= protocol <= 511:
-        return protocol & 0xFF
-    return None
 
 
 def send_requests(run: int, probes: Sequence[messages.ProbeSpec]) -> list[messages.Send]:
@@ -117,7 +108,7 @@ class Engine:
             self._broken(run, str(exc))
         finally:
             self._finish(run)
-        self._account(run, result)
+        result.accounting, result.drops = run.account()
         result.broken = run.broken
         for pacer in run.pacers.values():
             for index, status in pacer.status.items():
@@ -361,7 +352,7 @@ class Engine:
             return None
         index = event.get("case")
         if kind == "icmp" and event.get("run") is None:
-            index = _match_quote(event, run.states)
+            index = run.quoted(event)
         elif event.get("run") != run.run_id:
             return None
         if not isinstance(index, int) or not 0 <= index < len(run.states):
@@ -442,42 +433,3 @@ class Engine:
                 index = self._index_of(event, run)
                 if index is not None:
                     self._record(event, run.states[index], agent, run, index)
-
-    def _account(self, run: BatchState, result: BatchResult) -> None:
-        """sent = delivered + lost + dropped per listener; cases a drop may hide: error."""
-        drops = accounting.batch_drops(run.drops_before, run.drops_after)
-        result.drops = {k: v for k, v in drops.items() if v is not None}
-        probes = []
-        by_socket: dict[str, list[CaseState]] = defaultdict(list)
-        for state in run.states:
-            proto = listen_protocol(state.case.family, state.case.protocol)
-            if state.listener is None or proto is None or state.listen_errno \
-                    or not (state.sent and state.sent.get("ok")):
-                continue
-            socket_name = f"{state.listener.spec} {state.case.family}/{proto}"
-            stopped = any(r.source is not None and r.source != state.address
-                          for r in state.icmp)
-            probes.append(accounting.Probe(socket_name, bool(state.arrivals), stopped))
-            if not state.arrivals and not stopped:
-                by_socket[socket_name].append(state)
-        result.accounting = accounting.account(probes, drops)
-        for count in result.accounting.sockets:
-            if not count.hides or count.kernel_drops is None:
-                continue
-            for state in by_socket[count.socket]:
-                if not state.failure_stage:
-                    state.failure_stage = "queue"
-                    state.note = accounting.queue_note(count.socket, count.kernel_drops)
-
-
-def _match_quote(event: dict[str, Any], states: list[CaseState]) -> int | None:
-    """The header-included probe an untagged ICMP quote is about (by ident/flow label)."""
-    ident = event.get("quoted_ident") if event.get("family") == 4 else event.get("quoted_flow")
-    if not isinstance(ident, int) or ident <= 0:
-        return None
-    width = 0xFFFF if event.get("family") == 4 else 0xFFFFF
-    for index, state in enumerate(states):
-        if state.header_included and (index + 1) & width == ident \
-                and state.address == event.get("quoted_dst"):
-            return index
-    return None

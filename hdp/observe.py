@@ -19,6 +19,15 @@ from hdp.case import Case, Delivery, IcmpReport, Observation
 from hdp.stats.summary import DEFAULT_MAX_LATENCY_US
 
 
+def listen_protocol(family: int, protocol: int) -> int | None:
+    """The protocol a listener needs to see a probe of `protocol` (Linux renumbers > 255)."""
+    if 0 <= protocol <= 255:
+        return protocol
+    if family == 4 and 256 <= protocol <= 511:
+        return protocol & 0xFF
+    return None
+
+
 @dataclass
 class CaseState:
     case: Case
