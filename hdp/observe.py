@@ -58,8 +58,9 @@ def delivery(event: dict[str, Any], sent: dict[str, Any] | None, case: Case, run
     received_at = event.get("kernel_time_ns")
     comparison = rewrites.UNCHANGED if event.get("intact") else rewrites.Comparison(True)
     if sent is not None and dst is not None:
-        rebuild = rewrites.rebuilder(case.payload, case.size, run_id, index,
-                                     sent.get("stamp_ns"))
+        rebuild = rewrites.rebuilder(
+            case.payload, case.size, run_id, index, sent.get("stamp_ns"),
+            data=None if case.data is None else bytes.fromhex(case.data))
         comparison = rewrites.compare(sent, event, rebuild, dst)
     latency, left_out = _latency(received_at, sent)
     offset = event.get("fragment_offset")

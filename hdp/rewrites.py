@@ -53,12 +53,14 @@ Rebuild = Callable[[str, str], bytes]
 
 
 def rebuilder(payload: str, size: int, run: int, case: int,
-              stamp_ns: int | None) -> Rebuild:
-    """How the agent built the probe of `case` (hdp.agent.server: _send_one); nothing is
-    built until a comparison needs it."""
+              stamp_ns: int | None, data: bytes | None = None) -> Rebuild:
+    """How the agent built the probe of `case` (hdp.agent.server: _send_one): `data`
+    after the tag, or `size` bytes of filler; nothing is built until a comparison needs
+    it."""
 
     def build(src: str, dst: str) -> bytes:
-        probe = Probe(PayloadKind(payload), probe_data(size), ProbeTag(run, case))
+        body = probe_data(size) if data is None else data
+        probe = Probe(PayloadKind(payload), body, ProbeTag(run, case))
         return encode_probe(probe, src, dst, stamp_ns)
 
     return build
