@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _bench
 
 from hdp import rawsock
+from hdp.address import resolve
 from hdp.agent import messages, protocol
 from hdp.agent.server import arrival_event
 from hdp.arrival import decode_arrival
 from hdp.case import Case
-from hdp.engine import _delivery, _observation, _State, resolve
+from hdp.observe import CaseState, delivery, observation
 from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
 from hdp.report import CaseResult, case_entry
 from hdp.verdict import judge
@@ -69,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     sender = rawsock.RawSocket.open(4, PROTOCOL, listen=False, header_included=False)
     listener = rawsock.open_listener(4, PROTOCOL)
     assert isinstance(sender, rawsock.RawSocket) and isinstance(listener, rawsock.RawSocket)
-    body = encode_probe(Probe(PayloadKind.HDP, probe_data(64), ProbeTag(run_id, 7)), dst, dst)
+    stamp = time.time_ns()
+    body = encode_probe(Probe(PayloadKind.HDP, probe_data(64), ProbeTag(run_id, 7)), dst, dst,
+                        stamp)
     sink_r, sink_w = os.pipe()
     os.set_blocking(sink_r, False)
 
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sent_event = {"event": "sent", "run": run_id, "case": 7, "ok": True, "stage": None,
                   "errno": None, "bytes": len(body), "time_ns": time.time_ns(), "src": dst,
-                  "icmp_possible": True}
+                  "icmp_possible": True, "digest": zlib.crc32(body), "stamp_ns": stamp}
     sender.send(body, dst)
     received = listener.receive()
     arrival = decode_arrival(received)
@@ -87,10 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     arrival_line = protocol.encode(event)
     sent_line = protocol.encode(sent_event)
     case = Case(dst, 4, PROTOCOL, "hdp", 64, "loopback")
-    state = _State(case, address=dst, sent=sent_event)
-    state.deliveries.append(_delivery(event, sent_event))
-    observation = _observation(state)
-    verdict = judge(observation)
+    state = CaseState(case, address=dst, sent=sent_event, arrivals=[event])
+    observed = observation(state, run_id, 7)
+    verdict = judge(observed)
 
     def send_and_drain() -> None:
         sender.send(body, dst)
@@ -114,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
          lambda: write(protocol.encode(arrival_event(arrival))), 1),
         ("controller", "decode the two event lines (protocol.decode)",
          lambda: (protocol.decode(sent_line), protocol.decode(arrival_line)), 1),
-        ("controller", "record the delivery (_delivery)", lambda: _delivery(event, sent_event),
-         1),
-        ("controller", "Observation (_observation)", lambda: _observation(state), 1),
-        ("controller", "judge", lambda: judge(observation), 1),
+        ("controller", "the delivery, compared with the probe as sent (observe.delivery)",
+         lambda: delivery(event, sent_event, case, run_id, 7, dst), 1),
+        ("controller", "Observation (observe.observation)",
+         lambda: observation(state, run_id, 7), 1),
+        ("controller", "judge", lambda: judge(observed), 1),
         ("controller", "report entry (case_entry)",
-         lambda: case_entry(CaseResult(case, observation, verdict)), 1),
+         lambda: case_entry(CaseResult(case, observed, verdict)), 1),
         ("controller", "resolve the target (getaddrinfo)", lambda: resolve(dst, 4), 1),
     ]
     rows: list[list[Any]] = []
