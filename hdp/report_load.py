@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,8 @@ FIX = "give a file written by hdp sweep --format json"
 _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 MAX_IP_LENGTH = 65535 + 40  # an IPv6 payload and its header; IPv4 is smaller
 CHECK_VERDICTS = ("pass", "xfail", "fail", "xpass", "error", "inconclusive")
+_SPANS = re.compile(r"[0-9]{1,5}(?:-[0-9]{1,5})?(?:,[0-9]{1,5}(?:-[0-9]{1,5})?)*"
+                    r"(?:,\+[0-9]{1,5} more)?")
 
 
 def read_report(path: str, fix: str = FIX) -> dict[str, Any]:
@@ -57,6 +60,11 @@ def _is_hex(text: str) -> bool:
         return len(bytes.fromhex(text)) <= MAX_IP_LENGTH
     except ValueError:
         return False
+
+
+def _is_spans(text: str) -> bool:
+    """Offsets as hdp.rewrites.spans_text names them: `2-3`, `4-11,40`, `...,+3 more`."""
+    return len(text) <= 200 and _SPANS.fullmatch(text) is not None
 
 
 def _int_in(low: int, high: int) -> Callable[[object], bool]:
@@ -118,6 +126,9 @@ _OPTIONAL: dict[str, _Check] = {
     "df": (_optional(lambda v: isinstance(v, bool)), "true, false or null"),
     "ttl": (_int_in(1, 255), "a TTL / hop limit 1..255"),
     "data": (lambda v: isinstance(v, str) and _is_hex(v), "the probe's data as hex"),
+    # Which bytes after the IP header differ from the probe as sent (hdp.rewrites).
+    "payload_changed": (lambda v: isinstance(v, str) and _is_spans(v),
+                        "byte offsets such as 2-3 or 4-11,40"),
 }
 _TEXTS = (lambda v: isinstance(v, list) and all(map(_is_str, v)), "a list of strings")
 _CHECK_FIELDS: dict[str, _Check] = {
