@@ -185,3 +185,28 @@ def test_sweep_from_a_lab_that_is_not_up_writes_its_report_and_says_what_broke(t
     assert [c["outcome"] for c in report["cases"]] == ["error"] * 4
     assert report["meta"]["incomplete"] is True
     assert all(c["sent"] is False for c in report["cases"])
+    # The report reads back as written, and says the run is incomplete and why.
+    rendered = run_hdp("report", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    assert "Incomplete: our own machinery failed (agent netns:hdp-nosuchlab-client" \
+        in rendered.stdout
+    assert "198.18.2.2 IPv4 hdp: 250-253 error" in rendered.stdout
+
+
+@pytest.mark.skipif(not (RAW_V6 and sys.platform.startswith("linux")),
+                    reason="IPv6 " + RAW_FIX + " (Linux writes the ICMPv6 checksum)")
+def test_a_kernel_rewrite_names_its_bytes_in_the_report_and_reads_back(tmp_path):
+    """Linux writes an ICMPv6 checksum into a raw probe of protocol 58 (bytes 2-3 after
+    the IP header): altered, the bytes named in `payload_changed`, and `hdp report`
+    shows them from the file."""
+    out = tmp_path / "sweep.json"
+    result = run_hdp("sweep", "::1", "-p", "58,253", "--family", "6", "--payload", "hdp",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    cases = {c["protocol"]: c for c in json.loads(out.read_text())["cases"]}
+    assert (cases[58]["outcome"], cases[58]["changes"], cases[58]["payload_changed"]) == \
+        ("altered", ["payload"], "2-3")
+    assert cases[253]["outcome"] == "delivered" and "payload_changed" not in cases[253]
+    rendered = run_hdp("report", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    assert "| altered (payload: 2-3) |" in rendered.stdout

@@ -237,3 +237,74 @@ def test_sender_and_listener_fixtures(pytester):
             assert listener.poll(sent.case + 1000, timeout=0.2) is None
     """)
     _run(pytester, "--hdp-target", "127.0.0.1").assert_outcomes(passed=1)
+
+
+# A conftest that kills every child agent that listens for the session just as the
+# sender is asked to send: a real agent dies in the middle of a real batch.
+KILL_LISTENERS = """
+import os
+import signal
+
+from hdp.agent import messages
+from hdp.agent.launch import AgentClient
+
+_request = AgentClient.request
+_listeners = []
+
+
+def _request_and_kill(self, request):
+    if isinstance(request, messages.Listen) and self.process is not None:
+        _listeners.append(self)
+    if isinstance(request, messages.Send):
+        for agent in _listeners:
+            if agent.process.poll() is None:
+                os.kill(agent.process.pid, signal.SIGKILL)
+    return _request(self, request)
+
+
+AgentClient.request = _request_and_kill
+"""
+
+
+@linux_only
+def test_a_listener_agent_killed_mid_batch_is_an_error_in_pytest_and_the_report(suite):
+    """Our own listener dies while the probes are on their way: its cases are ERRORs at
+    setup, `error` in both reports, never a conformance FAIL; the Markdown says why."""
+    suite.makeconftest(KILL_LISTENERS)
+    result = _run(suite, "-p", "no:xdist", "--hdp-target", "127.0.0.1", "--hdp-family", "4",
+                  "--hdp-protocols", "252,253", "--hdp-payload", "hdp", "--hdp-listener",
+                  "child", "--hdp-profile", "none", "--hdp-report", "r.json")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_delivery[[]127.0.0.1-ipv4-p25[23][]]*",
+                                 "*our own machinery failed (listener lost: agent child "
+                                 "exited*"])
+    assert "FAILED" not in result.stdout.str()
+    cases = json.loads((suite.path / "r.json").read_text())["cases"]
+    assert [(c["protocol"], c["outcome"], c["verdict"]) for c in cases] == [
+        (252, "error", "error"), (253, "error", "error")]
+    assert all("listener lost" in c["note"] for c in cases)
+    _run(suite, "-p", "no:xdist", "--hdp-target", "127.0.0.1", "--hdp-family", "4",
+         "--hdp-protocols", "253", "--hdp-payload", "hdp", "--hdp-listener", "child",
+         "--hdp-profile", "none", "--hdp-report", "r.md").assert_outcomes(errors=1)
+    assert "| error (listener lost: agent child exited" in (suite.path / "r.md").read_text()
+
+
+@linux_only
+def test_no_answer_is_inconclusive_unless_the_test_expects_it(pytester):
+    """ICMP-only to our own host's protocol 255: our IPPROTO_RAW socket takes the probe,
+    so no answer can come. The check is skipped as inconclusive, never passed or
+    failed; a test that expects silence passes."""
+    pytester.makepyfile(test_silence="""
+        def test_delivery(hdp_result):
+            hdp_result.check()
+
+        def test_expects_silence(hdp_result):
+            hdp_result.expect("no-answer")
+    """)
+    result = _run(pytester, "--hdp-target", "127.0.0.1", "--hdp-family", "4",
+                  "--hdp-protocols", "255", "--hdp-payload", "hdp", "--hdp-listener", "none",
+                  "--hdp-profile", "none", "-rs", "--hdp-report", "r.json")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*inconclusive:*no-answer*"])
+    cases = json.loads((pytester.path / "r.json").read_text())["cases"]
+    assert [(c["protocol"], c["outcome"]) for c in cases] == [(255, "no-answer")]
