@@ -27,6 +27,11 @@ from hdp.verdict import Verdict, judge
 CAPTURE_WAIT = 0.2  # for the last packets to reach a capture after the batch's deadline
 
 
+class NoLocalAgent(Exception):
+    """The agent this host probes from did not start: it has no raw sockets to give (the
+    run's cases cannot be had here), unlike another end's agent that failed."""
+
+
 @dataclass(frozen=True)
 class Request:
     """A case to probe, and how: who listens (None: the target's own), and how long to
@@ -77,8 +82,11 @@ class Prober:
 
     def probe(self, requests: Iterable[Request],
               plan: Mapping[str, Target]) -> dict[Request, Probed]:
-        """Probe `requests` (each once), one batch per listener choice and timeout;
-        AgentError when no agent can be started."""
+        """Probe `requests` (each once), one batch per listener choice and timeout.
+
+        An agent of another end that cannot start (a lab namespace gone, an ssh host
+        down) makes its cases `error`; AgentError or NoLocalAgent when this host has no
+        agent to probe from."""
         groups: dict[tuple[str | None, float], list[Request]] = defaultdict(list)
         for request in dict.fromkeys(requests):
             groups[(request.listener, request.timeout)].append(request)
@@ -93,14 +101,26 @@ class Prober:
         captures: list[_Capture] = []
         flows = _flows(by_case, plan) if self.capture else []
 
+        local_specs: set[str] = set()
+
+        def local(paths: set[str]) -> AgentSpec:
+            spec = self.local(paths)  # AgentError: no way to raw sockets here
+            local_specs.add(str(spec))
+            return spec
+
         def start(spec: AgentSpec) -> AgentClient:
-            agent = self._agent(spec)
+            try:
+                agent = self._agent(spec)
+            except AgentError as exc:
+                if str(spec) in local_specs:
+                    raise NoLocalAgent(str(exc)) from None
+                raise  # another end's: targets.probe makes its cases `error`
             if self.capture and all(c.agent is not agent for c in captures):
                 captures.append(_start_capture(agent, flows))
             return agent
 
-        batches = targets.probe(list(by_case), plan, start, self.local, listener=listener,
-                                timeout=timeout)
+        batches = targets.probe(list(by_case), plan, start, local, listener=listener,
+                                record_failures=True, timeout=timeout)
         packets = [(c, _stop_capture(c)) for c in captures]
         probed: dict[Request, Probed] = {}
         for batch in batches:

@@ -33,7 +33,7 @@ from pytest_hdp.expectations import Profiles
 from pytest_hdp.marker import HdpMark
 from pytest_hdp.outcome import MachineryError, NotHere
 from pytest_hdp.paths import Ends
-from pytest_hdp.prober import Probed, Prober, Request
+from pytest_hdp.prober import NoLocalAgent, Probed, Prober, Request
 from pytest_hdp.probes import Hands, Host
 from pytest_hdp.results import HdpCheck, HdpResult
 from pytest_hdp.settings import Settings
@@ -171,7 +171,7 @@ class HdpWorld:
                 self.results.update(self.prober.probe(pending, self.reachable()))
             except LabError as exc:
                 raise MachineryError(f"the lab did not come up: {exc}") from None
-            except AgentError as exc:
+            except (AgentError, NoLocalAgent) as exc:
                 self.no_privilege = f"{exc}; {PRIVILEGE_FIX}"
                 raise NotHere(self.no_privilege) from None
         return self.results[request]

@@ -290,6 +290,24 @@ def test_a_listener_agent_killed_mid_batch_is_an_error_in_pytest_and_the_report(
 
 
 @linux_only
+def test_a_listener_agent_that_cannot_start_is_an_error_not_a_skip(suite):
+    """The listener's namespace is not there (a lab gone): its cases are ERRORs naming
+    the agent, not skips that blame this host's privileges."""
+    import uuid
+
+    name = f"hdp-nosuch-{uuid.uuid4().hex[:6]}"
+    result = _run(suite, "--hdp-target", "127.0.0.1", "--hdp-family", "4",
+                  "--hdp-protocols", "253", "--hdp-payload", "hdp", "--hdp-listener",
+                  f"netns:{name}", "--hdp-report", "r.json")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*our own machinery failed (agent netns:{name} exited "
+                                 "before it was ready*"])
+    assert "CAP_NET_RAW" not in result.stdout.str()
+    cases = json.loads((suite.path / "r.json").read_text())["cases"]
+    assert [(c["outcome"], c["verdict"]) for c in cases] == [("error", "error")]
+
+
+@linux_only
 def test_no_answer_is_inconclusive_unless_the_test_expects_it(pytester):
     """ICMP-only to our own host's protocol 255: our IPPROTO_RAW socket takes the probe,
     so no answer can come. The check is skipped as inconclusive, never passed or
