@@ -170,6 +170,7 @@ def hdp_result(request: pytest.FixtureRequest, hdp_case: Case) -> HdpResult:
     """The probed case: `.observation`, `.verdict`, `.arrival`, the profile's
     `.expectation`; `.check()` holds it to the profile, `.expect("lost")` to the test's
     own expectation. A failure says expected against observed in one line."""
+    __tracebackhide__ = True  # our own failure (an ERROR) is one line, not our frames
     return session_of(request.config).result(hdp_case, request.node)
 
 

@@ -138,6 +138,7 @@ class HdpSession:
     def result(self, case: Case, test: pytest.Item | None = None) -> HdpResult:
         """The result of `case` for `test` (the session's choices without one); a test
         run again probes again."""
+        __tracebackhide__ = True
         world = self.world()
         mark = HdpMark() if test is None else \
             HdpMark.parse(test.get_closest_marker(MARKER), test.nodeid)

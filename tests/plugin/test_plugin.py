@@ -279,6 +279,7 @@ def test_a_listener_agent_killed_mid_batch_is_an_error_in_pytest_and_the_report(
                                  "*our own machinery failed (listener lost: agent child "
                                  "exited*"])
     assert "FAILED" not in result.stdout.str()
+    assert "pytest_hdp/" not in result.stdout.str()  # one line, not the plugin's frames
     cases = json.loads((suite.path / "r.json").read_text())["cases"]
     assert [(c["protocol"], c["outcome"], c["verdict"]) for c in cases] == [
         (252, "error", "error"), (253, "error", "error")]
