@@ -218,9 +218,20 @@ class HdpSession:
             return "error", "E", "ERROR"
         return None
 
-    def skip_instead(self, exc: BaseException) -> bool:
-        """Whether a test that raised `exc` cannot run here, rather than failed."""
-        return self._world is not None and self._world.skips(exc)
+    def settle(self, test: pytest.Item, exc: BaseException) -> None:
+        """A test that raised `exc` but did not fail: it skips where it cannot run here,
+        and its check is inconclusive where the path carried nothing of its protocol
+        (observed `no-answer`, decided by the one rule). Returns for a real failure."""
+        __tracebackhide__ = True
+        if self._world is None:
+            return
+        if self._world.skips(exc):
+            pytest.skip(str(exc))
+        if self._world.carried_nothing(exc):
+            check = test.stash.get(TEST, TestState()).check
+            if check is None:
+                pytest.skip(f"inconclusive: {exc}")
+            check.observe("no-answer", str(exc))
 
     def record(self, report: pytest.TestReport) -> None:
         """The controller keeps each test's case and check; a test run again (a rerun,

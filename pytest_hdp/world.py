@@ -23,6 +23,7 @@ from hdp.agent.launch import AgentError, AgentSpec, split_ssh
 from hdp.case import Case
 from hdp.checks.chapter import BY_NAME
 from hdp.checks.path import PathSettings, PathUnderTest
+from hdp.checks.support import NotCarried
 from hdp.endpoint import Unavailable
 from hdp.errors import HdpError
 from hdp.lab.errors import LabError
@@ -236,6 +237,11 @@ class HdpWorld:
         """Whether `exc`, raised by a test, means it cannot run here (an OS without the
         capability: hdp.endpoint.Unavailable) rather than that it failed."""
         return isinstance(exc, Unavailable)
+
+    def carried_nothing(self, exc: BaseException) -> bool:
+        """Whether `exc`, raised by a test, says the path carried not even a valid datagram
+        of the protocol under test (hdp.checks.support.NotCarried)."""
+        return isinstance(exc, NotCarried)
 
     def machinery_failed(self, exc: BaseException) -> bool:
         """Whether `exc`, raised by a test, is our own machinery failing: an ERROR."""

@@ -77,6 +77,9 @@ class Check:
                     f"{answer}, the chapter's answer{extra}; update the profile")
         elif decision is Decision.PASS:
             line = f"{where}: {answer}, as chapter {self.section} says"
+        elif decision is Decision.INCONCLUSIVE:
+            line = (f"inconclusive: {where}: observed {answer}{extra}; nothing can be said "
+                    f"here of what {said} expects ({expected})")
         else:
             line = f"{where}: {said} expects {expected}, observed {answer}{extra}"
         self.judgement = Judgement(decision, expected, answer, line)
