@@ -68,8 +68,13 @@ def create_namespaces(topology: Topology, token: str) -> None:
         settings = dict(no_dad if topology.ipv6 else no_ipv6)
         if topology.forwards(host):
             settings["net.ipv4.ip_forward"] = "1"
+            # A router answers every packet it rejects or cannot forward: with Linux's
+            # per-peer ICMP limit (a burst of 6, then one a second) which of a batch's
+            # probes draw an answer would depend on their order on the wire.
+            settings["net.ipv4.icmp_ratelimit"] = "0"
             if topology.ipv6:
                 settings["net.ipv6.conf.all.forwarding"] = "1"
+                settings["net.ipv6.icmp.ratelimit"] = "0"
         sysctl(namespace, settings)
     for link in topology.links:
         if switched(link):
