@@ -11,9 +11,11 @@ from hdp.case import Delivery, IcmpReport, Observation
 from hdp.wire.icmp import (
     ICMP4_PROHIBITED_CODES,
     ICMP6_PROHIBITED_CODES,
+    Icmp4TimeExceeded,
     Icmp4Type,
     Icmp4Unreach,
     Icmp6ParamProblem,
+    Icmp6TimeExceeded,
     Icmp6Type,
 )
 
@@ -54,14 +56,20 @@ class Verdict:
 def icmp_outcome(report: IcmpReport) -> Outcome | None:
     """What an ICMP error says about a probe (RFC 792/1812, RFC 4443), or None if it says
     nothing we classify: any destination unreachable is unreachable, unless the codec's
-    codes say a firewall spoke or the packet was too big."""
+    codes say a firewall spoke or the packet was too big. A TTL or hop limit that ran out
+    on the way (time exceeded in transit: a probe sent with a TTL below the path's hop
+    count) is unreachable too, from the router that said so: the probe could not get there."""
     if report.family == 4:
+        if (report.type, report.code) == (Icmp4Type.TIME_EXCEEDED, Icmp4TimeExceeded.TTL):
+            return Outcome.UNREACHABLE
         if report.type != Icmp4Type.DEST_UNREACH:
             return None
         if report.code == Icmp4Unreach.FRAG_NEEDED:
             return Outcome.TOO_BIG
         if report.code in ICMP4_PROHIBITED_CODES:
             return Outcome.PROHIBITED
+        return Outcome.UNREACHABLE
+    if (report.type, report.code) == (Icmp6Type.TIME_EXCEEDED, Icmp6TimeExceeded.HOP_LIMIT):
         return Outcome.UNREACHABLE
     if report.type == Icmp6Type.PACKET_TOO_BIG:
         return Outcome.TOO_BIG

@@ -42,7 +42,11 @@ def _observed(case: Case = V4, **fields: object) -> Observation:
     (_observed(V6, icmp=(IcmpReport(6, 1, 6, "fd00::1"),)), Outcome.PROHIBITED, None, ()),
     (_observed(V6, icmp=(IcmpReport(6, 1, 4, "fd00::1"),)), Outcome.UNREACHABLE, None, ()),
     (_observed(V6, icmp=(IcmpReport(6, 2, 0, "fd00::1", mtu=1280),)), Outcome.TOO_BIG, None, ()),
-    (_observed(icmp=(IcmpReport(4, 11, 0, "10.9.0.1"),)), Outcome.LOST, None, ()),
+    # TTL / hop limit exceeded in transit: the probe could not get there.
+    (_observed(icmp=(IcmpReport(4, 11, 0, "10.9.0.1"),)), Outcome.UNREACHABLE, None, ()),
+    (_observed(V6, icmp=(IcmpReport(6, 3, 0, "fd00::1"),)), Outcome.UNREACHABLE, None, ()),
+    # Reassembly time exceeded says fragments went missing; the listener saw nothing.
+    (_observed(icmp=(IcmpReport(4, 11, 1, "127.0.0.1"),)), Outcome.LOST, None, ()),
     (_observed(listen_errno="EPROTONOSUPPORT"), Outcome.LISTEN_ERROR, "EPROTONOSUPPORT", ()),
     (_observed(failure_stage="send"), Outcome.ERROR, None, ()),
     (_observed(failure_stage="listen"), Outcome.ERROR, None, ()),
