@@ -119,6 +119,16 @@ class HdpWorld:
                 for payload in payloads
                 for protocol in protocols]
 
+    def none_for(self, mark: HdpMark, what: str) -> str:
+        """Why a test's marker leaves it no `what` (case or path) in this session, and how
+        to give it one: the skip reason of its lone placeholder."""
+        have = ", ".join(f"{t.name} ({t.path})" for t in self.targets) or "no target"
+        narrowed = [f"{name}={list(value)}" for name, value in
+                    (("targets", mark.targets), ("paths", mark.paths)) if value is not None]
+        by = f" with @pytest.mark.hdp({', '.join(narrowed)})" if narrowed else ""
+        return (f"no hdp {what} here{by}: this session probes {have}; give a target it "
+                "wants with --hdp-target or --hdp-lab (e.g. --hdp-lab none for loopback)")
+
     def paths_for(self, mark: HdpMark, families: Iterable[int]) -> list[tuple[Target, int]]:
         wanted = set(families)
         return [(target, family) for target in self.targets_for(mark)
