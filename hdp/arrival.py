@@ -6,7 +6,7 @@ import platform
 from dataclasses import dataclass
 
 from hdp.errors import DecodeError
-from hdp.rawsock import Received
+from hdp.rawsock import IPPROTO_ICMPV6, Received
 from hdp.wire import hdp as hdp_wire
 from hdp.wire import ipv4, udp
 from hdp.wire.hdp import Carrier, HDPHeader, ProbeTag, TaggedPayload
@@ -42,6 +42,9 @@ class Arrival:
 
 
 DECODE_CHOICES = ("auto", "hdp", "udp")
+# Where every sender's kernel writes a checksum into a payload of this (family, protocol)
+# whatever the sender gave it: ICMPv6 at 2 (RFC 3542 3.1; rawsock cannot turn it off).
+KERNEL_CHECKSUM = {(6, IPPROTO_ICMPV6): 2}
 
 
 def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None, *,
@@ -81,7 +84,8 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None, *,
     tag, data, intact = None, ip_payload, True
     note: str | None = None
     try:
-        carrier, found, note = _carrier_of(ip_payload, received.socket_protocol, wire, decode)
+        carrier, found, note = _carrier_of(ip_payload, received.family, received.socket_protocol,
+                                            wire, decode)
         tagged = found is not None
         if carrier is Carrier.HDP:
             # A tag found after the HDP header is that header's payload, read once.
@@ -123,12 +127,12 @@ def decode_arrival(received: Received, quirk: ipv4.RawQuirk | None = None, *,
                    hdp_header, udp_header, checksum_ok, tag, data, intact, error, note)
 
 
-def _carrier_of(payload: bytes, socket_protocol: int, wire: int | None,
+def _carrier_of(payload: bytes, family: int, socket_protocol: int, wire: int | None,
                 decode: str) -> tuple[Carrier, TaggedPayload | None, str | None]:
     """What carried the payload, our tag with what follows it (None when untagged), and a
     note when the bytes made the choice: where the tag sits says which carrier; untagged
     packets go by `decode`."""
-    found = hdp_wire.find_tag(payload)
+    found = hdp_wire.find_tag(payload, KERNEL_CHECKSUM.get((family, socket_protocol)))
     if found is not None:
         return found[0], found[1], None
     hdp_or_raw = Carrier.HDP if len(payload) >= hdp_wire.HEADER_LENGTH else Carrier.RAW

@@ -133,14 +133,24 @@ def decode_tagged(payload: bytes) -> TaggedPayload:
 _TAG_OFFSETS = ((Carrier.HDP, HEADER_LENGTH), (Carrier.UDP, 8), (Carrier.RAW, 0))
 
 
-def find_tag(payload: bytes) -> tuple[Carrier, TaggedPayload] | None:
+def find_tag(payload: bytes, checksum_at: int | None = None
+             ) -> tuple[Carrier, TaggedPayload] | None:
     """Our tag where a carrier puts it (after HDP's 12 bytes, UDP's 8, or at 0), if any.
 
     The tag fields are read even when the data after it is cut short, as in the quote of
-    an ICMP error; `intact` then says False.
+    an ICMP error; `intact` then says False. `checksum_at` is where the sending kernel
+    writes a checksum into every payload of this protocol whatever it was given (IPv6
+    protocol 58 at 2, RFC 3542 3.1): inside a raw carrier's tag it overwrites the magic,
+    so the tag is read with those two bytes as they were sent, and never as intact.
     """
     for carrier, offset in _TAG_OFFSETS:
         found = decode_tagged(payload[offset:])
         if found.tag is not None and found.tag.carrier is carrier:
             return carrier, found
+    if checksum_at is not None and 0 <= checksum_at <= len(TAG_MAGIC) - 2:
+        end = checksum_at + 2
+        sent = payload[:checksum_at] + TAG_MAGIC[checksum_at:end] + payload[end:]
+        found = decode_tagged(sent)
+        if found.tag is not None and found.tag.carrier is Carrier.RAW:
+            return Carrier.RAW, TaggedPayload(found.tag, found.data, False)
     return None

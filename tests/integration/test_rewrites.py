@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.skipif(not RAW_V6, reason=RAW_FIX),
 @pytest.fixture(scope="module")
 def verdicts():
     agent = AgentClient.start(AgentSpec("inprocess"))
-    cases = [Case("::1", 6, p, payload=k) for p in (58, 135) for k in ("hdp", "udp")]
+    cases = [Case("::1", 6, p, payload=k) for p in (58, 135) for k in ("hdp", "udp", "raw")]
     try:
         result = Engine(agent, {"::1": agent}).run(cases, timeout=1.0, icmp=False)
     finally:
@@ -29,10 +29,11 @@ def verdicts():
     return {(o.case.protocol, o.case.payload): (judge(o), o) for o in result.observations}
 
 
-@pytest.mark.parametrize("payload", ["hdp", "udp"])
+@pytest.mark.parametrize("payload", ["hdp", "udp", "raw"])
 def test_icmpv6_probe_is_altered_where_the_kernel_writes_its_checksum(verdicts, payload):
     """ICMPv6 raw sockets always checksum at offset 2 (RFC 3542 3.1): the probe leaves
-    with bytes 2-3 rewritten, which HDP's destination port or UDP's holds."""
+    with bytes 2-3 rewritten, which HDP's destination port, UDP's, or (a raw body) our
+    tag's magic holds: still matched to its case, never `lost`."""
     verdict, observation = verdicts[(58, payload)]
     assert verdict.outcome is Outcome.ALTERED, observation
     assert verdict.changes == ("payload",)
@@ -42,7 +43,7 @@ def test_icmpv6_probe_is_altered_where_the_kernel_writes_its_checksum(verdicts, 
     assert named and named <= {2, 3}, verdict.changed_bytes
 
 
-@pytest.mark.parametrize("payload", ["hdp", "udp"])
+@pytest.mark.parametrize("payload", ["hdp", "udp", "raw"])
 def test_mobility_header_probe_arrives_byte_for_byte(verdicts, payload):
     """Protocol 135 defaults to a checksum at offset 4, which the sender turns off: the
     probe arrives as sent, with a latency that is a latency."""

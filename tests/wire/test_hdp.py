@@ -192,3 +192,27 @@ def test_tagged_round_trip_property(tag: ProbeTag, data: bytes, timestamp: int) 
     wire = hdp.encode(HDPHeader(420, 420, timestamp), hdp.encode_tagged(tag, data))
     assert hdp.decode(wire) == HDPPacket(HDPHeader(420, 420, timestamp),
                                          TaggedPayload(tag, data, True))
+
+
+def test_a_raw_tag_whose_magic_a_kernel_checksum_overwrote_is_found_and_not_intact():
+    """IPv6 protocol 58: the sender's kernel writes the ICMPv6 checksum at offset 2, into
+    a raw carrier's magic; told so, find_tag still matches the probe, never as intact."""
+    tag = ProbeTag(run_id=7, case=3, probe=0, carrier=Carrier.RAW)
+    sent = hdp.encode_tagged(tag, b"data" * 8)
+    arrived = sent[:2] + b"\xbe\xef" + sent[4:]
+    assert hdp.find_tag(arrived) is None
+    found = hdp.find_tag(arrived, checksum_at=2)
+    assert found is not None
+    carrier, tagged = found
+    assert (carrier, tagged.tag, tagged.data, tagged.intact) == (
+        Carrier.RAW, tag, b"data" * 8, False)
+    # an untouched probe reads as before, intact
+    assert hdp.find_tag(sent, checksum_at=2) == (Carrier.RAW, TaggedPayload(tag, b"data" * 8,
+                                                                             True))
+
+
+@given(st.binary(max_size=64), st.sampled_from([None, 0, 2, 4, 100]))
+@settings(max_examples=300)
+def test_find_tag_takes_any_bytes(payload, checksum_at):
+    found = hdp.find_tag(payload, checksum_at)
+    assert found is None or isinstance(found[1], TaggedPayload)
