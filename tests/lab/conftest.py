@@ -20,6 +20,7 @@ import pytest
 
 from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.lab import Lab, start_lab
+from hdp.lab.netns import LAB_NAMESPACE
 from hdp.lab.topology import Topology
 
 NETPROBE = str(Path(__file__).with_name("netprobe.py"))
@@ -48,8 +49,10 @@ requires_lab = pytest.mark.skipif(LAB_SKIP is not None, reason=LAB_SKIP or "")
 
 
 def lab_namespaces() -> set[str]:
+    """Namespaces named as labs name theirs; other tests' own namespaces are not labs."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+    names = (line.split()[0] for line in out.stdout.splitlines() if line.strip())
+    return {name for name in names if LAB_NAMESPACE.fullmatch(name)}
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def test_shipped_profiles_load(linux: Profile, darwin: Profile) -> None:
     assert (darwin.name, darwin.applies) == ("darwin", {"system": "darwin", "path": "loopback"})
     assert linux.source is not None and linux.source.startswith("measured on Linux 6.")
     assert darwin.source is not None and "unconfirmed" in darwin.source
-    assert len(linux.rules) == 7 and len(darwin.rules) == 8
+    assert len(linux.rules) == 8 and len(darwin.rules) == 8
     assert all(rule.source for rule in darwin.rules)  # unconfirmed: each says whence
     # The write-up tested IPv4 only; what it did not see comes from xnu's source.
     assert all(rule.family == 4 for rule in darwin.rules if rule.source == "write-up")
