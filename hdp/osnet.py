@@ -72,6 +72,13 @@ class OsNet:
     timestamp: SockOpt | None = None  # struct timeval stamps (SO_TIMESTAMP)
     scm_timestamp: int | None = None  # ... and their control message type
     rxq_ovfl: SockOpt | None = None  # a drop counter with each packet (SO_RXQ_OVFL)
+    # SO_TIMESTAMPING: kernel stamps of sent packets, read back from the error queue; its
+    # control message type is the option's name.
+    timestamping: SockOpt | None = None
+    ts_opt_id: int | None = None  # SCM_TS_OPT_ID: a send names its own stamp's key
+    ip_recverr: SockOpt | None = None  # the error queue's IPv4 control message (IP_RECVERR)
+    ipv6_recverr: SockOpt | None = None  # ... and IPv6's (IPV6_RECVERR)
+    boot_id: str | None = None  # how the kernel's boot id is read: "proc" or "sysctl"
     meminfo: SockOpt | None = None  # SO_MEMINFO: the socket's counters, drops among them
     attach_filter: SockOpt | None = None  # a classic BPF program on the socket
     ipv4_dont_fragment: DontFragment | None = None
@@ -99,6 +106,11 @@ LINUX = OsNet(
     rcvbuf_force=SockOpt(1, 33), timestamp_ns=SockOpt(1, 35),
     timestamp=SockOpt(1, 29), scm_timestamp=29, rxq_ovfl=SockOpt(1, 40),
     meminfo=SockOpt(1, 55), attach_filter=SockOpt(1, 26),
+    # include/uapi/asm-generic/socket.h: SO_TIMESTAMPING 37 (its 64-bit-time form on 64-bit
+    # hosts), SCM_TS_OPT_ID 81 (Linux 6.13+); errqueue.h's cmsgs are IP_RECVERR 11 and
+    # IPV6_RECVERR 25.
+    timestamping=SockOpt(1, 37), ts_opt_id=81, ip_recverr=SockOpt(0, 11),
+    ipv6_recverr=SockOpt(41, 25), boot_id="proc",
     ipv4_dont_fragment=DontFragment(SockOpt(0, 10), _PMTUDISC, "want"),  # IP_MTU_DISCOVER
     ipv6_dont_fragment=DontFragment(SockOpt(41, 23), _PMTUDISC, "want"),  # IPV6_MTU_DISCOVER
     ipv4_path_mtu=PathMtu(SockOpt(0, 14)), ipv6_path_mtu=PathMtu(SockOpt(41, 24)),
@@ -131,8 +143,11 @@ DARWIN = OsNet(
     # IPV6_PATHMTU 44 answers a struct ip6_mtuinfo: a sockaddr_in6 (28 bytes), the MTU.
     ipv6_path_mtu=PathMtu(SockOpt(41, 44), size=32, offset=28),
     udp_no_checksum=SockOpt(17, 0x01),  # UDP_NOCKSUM, IPv4 only (udp_usrreq.c:udp_ctloutput)
-    counters="sysctl",
+    counters="sysctl", boot_id="sysctl",
     notes={
+        "timestamping": "macOS has no SO_TIMESTAMPING: xnu stamps packets it receives "
+                        "(SO_TIMESTAMP, bsd/netinet/ip_input.c:ip_savecontrol) but never "
+                        "those it sends, so a send time is the process's own clock (user)",
         "ipv6_hdrincl": "macOS has no IPV6_HDRINCL: an IPv6 raw socket always builds the "
                         "header itself (bsd/netinet6/raw_ip6.c:rip6_output)",
         "packet_capture": "packet capture needs Linux AF_PACKET; this build has no BPF "

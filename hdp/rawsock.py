@@ -200,16 +200,7 @@ class RawSocket:
     def drops(self) -> int | None:
         """Packets the kernel dropped for this socket since it opened (a full queue, a
         filter), exactly; None where the OS does not say (SO_MEMINFO is Linux's)."""
-        option = current().meminfo
-        if option is None:
-            return None
-        try:
-            info = self.sock.getsockopt(option.level, option.name, 4 * _SK_MEMINFO_VARS)
-        except OSError:
-            return None
-        if len(info) < 4 * (_SK_MEMINFO_DROPS + 1):
-            return None  # a kernel older than the drop counter (4.x)
-        return int(struct.unpack_from("@I", info, 4 * _SK_MEMINFO_DROPS)[0])
+        return socket_drops(self.sock)
 
     def receive(self) -> Received:
         """One packet; call when the socket is readable (it blocks otherwise)."""
@@ -247,6 +238,21 @@ class RawSocket:
             dst=dst, hop_limit=hop_limit, traffic_class=tclass, kernel_time_ns=kernel_time,
             drops=drops, truncated=bool(flags & socket.MSG_TRUNC),
         )
+
+
+def socket_drops(sock: socket.socket) -> int | None:
+    """Packets the kernel dropped for any socket since it opened, exactly (SO_MEMINFO's
+    drop counter); None where the OS does not say."""
+    option = current().meminfo
+    if option is None:
+        return None
+    try:
+        info = sock.getsockopt(option.level, option.name, 4 * _SK_MEMINFO_VARS)
+    except OSError:
+        return None
+    if len(info) < 4 * (_SK_MEMINFO_DROPS + 1):
+        return None  # a kernel older than the drop counter (4.x)
+    return int(struct.unpack_from("@I", info, 4 * _SK_MEMINFO_DROPS)[0])
 
 
 def bsd_header_order(packet: bytes) -> bytes:
