@@ -313,9 +313,93 @@ class Source(Request):
     family: Family
 
 
+# -- many-probe streams (hdp.agent.stream) ---------------------------------------------
+# A stream sends COUNT probes down each of its lanes, paced and interleaved, and keeps one
+# record per probe sent or copy received, which the controller reads back in pages of
+# columns: never an event per packet. Its bounds hold for every caller; a caller that is
+# not root sends only probes the agent builds (as with `send`), binds no privileged port,
+# and has probes reflected only to the `peer` it names.
+
+MAX_STREAMS = 16  # streams one agent holds open
+MAX_LANES = 512  # lanes of one stream (a protocol and payload, or the kernel's UDP or TCP)
+MAX_STREAM_COUNT = 1 << 16  # probes a lane: the probe tag numbers them in 16 bits
+MAX_STREAM_PROBES = 1 << 20  # lanes x count of one stream: what its records may hold
+MAX_STREAM_RATE = 100_000.0  # probes a second, each lane
+MAX_STREAM_PPS = 200_000.0  # probes a second, all lanes of a stream together
+STREAM_PAGE = 8192  # records one `stream-records` answer carries
+
+
+@dataclass(frozen=True)
+class Lane(Message):
+    """What one lane of a stream sends: IP protocol `protocol` on a raw socket with the
+    `payload` carrier (`raw`), or the kernel's own UDP or TCP (a datagram socket, an
+    established TCP_NODELAY connection) carrying the same tag and data."""
+
+    kind: Literal["raw", "udp", "tcp"] = "raw"
+    # Any number a socket() may be asked for: the OS's refusal is the lane's answer.
+    protocol: Annotated[int, Range(PROTOCOL_MIN, PROTOCOL_MAX)] = 253
+    payload: PayloadName = "hdp"
+
+
+@dataclass(frozen=True)
+class StreamOpen(Request):
+    """One end of a stream: `listen` opens its receivers (raw listeners, a UDP socket, a
+    TCP listening socket, on free ports) and with `reflect` sends each probe from `peer`
+    back; `send` opens its senders toward `dst` (connecting to the listener's ports) and
+    with `reflect` receives the echoes."""
+
+    OP, ANSWER = "stream-open", "stream-opened"
+    role: Literal["listen", "send"]
+    run: U32
+    family: Family
+    lanes: Annotated[tuple[Lane, ...], Items(MAX_LANES)]
+    count: Annotated[int, Range(1, MAX_STREAM_COUNT)]
+    size: Annotated[int, Range(0, MAX_PROBE_SIZE)] = 64  # data bytes after the tag
+    dst: Address | None = None  # send: where the listener is
+    udp_port: Port = 0  # send: the listener's UDP port; listen: 0 for a free one
+    tcp_port: Port = 0
+    reflect: bool = False
+    peer: Address | None = None  # listen + reflect: whose probes go back (the sender)
+
+
+@dataclass(frozen=True)
+class StreamSend(Request):
+    """Probes `first`..`first + count - 1` of every lane of a `send` stream, `rate` a
+    second a lane, the lanes interleaved on one monotonic schedule; answered when the last
+    has left. count / rate is at most MAX_WAIT seconds: a longer stream is several."""
+
+    OP, ANSWER = "stream-send", "stream-sent"
+    handle: Handle
+    count: Annotated[int, Range(1, MAX_STREAM_COUNT)]
+    rate: Annotated[float, Range(1, MAX_STREAM_RATE)]
+    first: Annotated[int, Range(0, MAX_STREAM_COUNT - 1)] = 0
+
+
+@dataclass(frozen=True)
+class StreamRecords(Request):
+    """A page of a stream's records from `offset`: what it `sent`, or what it `received`
+    (probes at a listener, echoes at a reflecting sender). With `wait`, first serve the
+    stream's sockets until `expect` distinct probes have arrived intact (received) or
+    every send has its kernel stamp (sent), for at most `wait` seconds."""
+
+    OP, ANSWER = "stream-records", "stream-records"
+    handle: Handle
+    table: Literal["sent", "received"] = "received"
+    offset: Annotated[int, Range(0, 2 * MAX_STREAM_PROBES)] = 0
+    wait: Seconds = 0.0
+    expect: Annotated[int, Range(0, MAX_STREAM_PROBES)] = 0
+
+
+@dataclass(frozen=True)
+class StreamClose(Request):
+    OP, ANSWER = "stream-close", "stream-closed"
+    handle: Handle
+
+
 REQUESTS: dict[str, type[Request]] = {cls.OP: cls for cls in (
     Listen, Icmp, Send, RawSockets, Stats, Drain, Close, Shutdown, UdpOpen, UdpSend, UdpRecv,
-    UdpInfo, UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source)}
+    UdpInfo, UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source,
+    StreamOpen, StreamSend, StreamRecords, StreamClose)}
 compile_checks(*REQUESTS.values())
 
 Ident = Annotated[int, Range(0, MAX_HANDLE)]
@@ -393,6 +477,18 @@ EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "counters": (("id", "counters"), ()),
     "sysctl": (("id", "ok", "errno", "value"), ("old", "reason")),
     "source": (("id", "address", "errno"), ()),
+    # streams (hdp.agent.stream). lanes: per lane {"ok", "stage", "errno"} (stage socket,
+    # bind, connect...); tx_stamps / rx_stamps: "kernel" or "user" (stamps_note: why
+    # user); boot_id: the kernel's (hdp.stats.clock), null where the OS hides it
+    "stream-opened": (("id", "handle", "lanes", "udp_port", "tcp_port", "boot_id",
+                       "tx_stamps", "rx_stamps", "stamps_note"), ()),
+    "stream-sent": (("id", "handle", "sent", "refused", "late_us", "seconds"), ()),
+    # columns: {"lane": [..], "seq": [..], "ns": [..], "flags": [..], "hold_ns": [..]}
+    # (hdp.agent.stream: flags); refusals: {"record index": errno}; drops: the kernel
+    # drops of each receiving socket since it opened ("raw/253", "udp", "tcp")
+    "stream-records": (("id", "handle", "table", "offset", "total", "columns", "refusals",
+                        "complete", "drops", "foreign"), ()),
+    "stream-closed": (("id", "handle"), ()),
 }
 ANSWERS = frozenset(cls.ANSWER for cls in REQUESTS.values())
 

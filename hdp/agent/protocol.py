@@ -16,7 +16,8 @@ Requests
     ``raw-sockets``, ``stats``,
     ``drain``, ``close``, ``shutdown``, ``udp-open``, ``udp-send``, ``udp-recv``,
     ``udp-info``, ``udp-close``, ``raw-send``, ``capture-start``, ``capture-stop``,
-    ``counters``, ``sysctl``, ``source``: the fields, their bounds and the answer of each
+    ``counters``, ``sysctl``, ``source``, ``stream-open``, ``stream-send``,
+    ``stream-records``, ``stream-close``: the fields, their bounds and the answer of each
     are the dataclasses of hdp.agent.messages, and every event's fields are its EVENTS.
 
 Fields with more to them than their type
@@ -67,6 +68,33 @@ Fields with more to them than their type
     ``udp-open`` options whose numbers differ between OSes (``pmtudisc``, ``no_check``,
     ``send_cscov``, ``recv_cscov``) come from hdp.osnet's table; one the OS lacks fails
     the open at stage ``setsockopt`` with ``ENOPROTOOPT``, never another OS's number.
+
+Streams (many probes per case; hdp.agent.stream, hdp.measure)
+    ``stream-open`` opens one end of a stream: ``role`` ``listen`` (raw listeners of its
+    lanes' protocols, a UDP socket and a TCP listening socket on free ports, answered as
+    ``udp_port`` and ``tcp_port``) or ``send`` (raw senders, a UDP socket connected to
+    ``dst``:``udp_port``, a TCP_NODELAY connection to ``dst``:``tcp_port``). A ``lane`` is
+    ``{"kind": "raw", "protocol": 253, "payload": "hdp"}``, ``{"kind": "udp"}`` or
+    ``{"kind": "tcp"}``; probe SEQ of lane L carries the tag (run, case L, probe SEQ), an
+    echo case L | 1 << 31. ``stream-opened`` ``lanes``: each lane's ``ok``, ``stage``
+    and ``errno`` (the OS's refusal is the lane's, never the request's); ``tx_stamps``:
+    ``kernel`` where this end's sends get SO_TIMESTAMPING transmit stamps, ``user``
+    otherwise (``stamps_note`` says why); ``boot_id``: the kernel's, which tells two
+    ends that share a clock. ``stream-send`` sends probes ``first``.. of every open lane,
+    ``rate`` a second a lane, interleaved on one monotonic schedule, and answers
+    ``sent``, ``refused``, ``late_us`` (how far behind its schedule it fell at worst) and
+    ``seconds``; count / rate may not exceed MAX_WAIT. ``stream-records`` answers one page
+    (STREAM_PAGE records) of a table as ``columns``: ``lane``, ``seq``, ``ns`` (the stamp,
+    CLOCK_REALTIME), ``flags`` (1: the stamp is the kernel's; 2: the tag's CRC held; 4:
+    the hold time is from kernel stamps; 8: the OS refused the send, ``refusals`` has its
+    errno by record index) and ``hold_ns`` (a reflected probe's time at the listener, -1
+    where none); ``sent`` is what the sender sent, ``received`` the copies a listener
+    read (or the echoes a reflecting sender read back). With ``wait`` it first serves the
+    stream until ``expect`` distinct probes arrived intact (or every send has its kernel
+    stamp), so a reader never sleeps to be sure. ``drops``: each receiving socket's
+    kernel drops since it opened (``raw/253``, ``udp``, ``tcp``). A listening end with
+    ``reflect`` sends each probe's first intact copy back to its source; a caller that
+    is not root must name that source as ``peer`` and binds no port below 1024.
 
 Hostile input
     The agent runs as root and reads whatever its caller writes. A line longer than

@@ -23,6 +23,7 @@ from typing import Any
 from hdp import osnet, rawsock
 from hdp.agent import messages
 from hdp.agent.powers import Caller, OwnFlows, Refused
+from hdp.agent.stream import StreamOps
 from hdp.counters import sysctl_counters
 from hdp.probe import probe_data
 
@@ -126,7 +127,8 @@ def path_mtu(sock: socket.socket, family: int) -> int | None:
 
 
 class SocketOps:
-    """UDP sockets, header-included sends, captures, counters and sysctls of one agent."""
+    """UDP sockets, header-included sends, captures, counters and sysctls of one agent,
+    and its many-probe streams (hdp.agent.stream)."""
 
     def __init__(self, emit: Emit, register: Register, unregister: Unregister,
                  caller: Caller | None = None, own: OwnFlows | None = None) -> None:
@@ -139,6 +141,8 @@ class SocketOps:
         self.captures: dict[int, Any] = {}
         self.raw: dict[int, rawsock.RawSocket | rawsock.OsRefusal] = {}
         self._handles = iter(range(1, messages.MAX_HANDLE))
+        # Many-probe streams are sockets of this agent too, served by its own loop.
+        self.streams = StreamOps(emit, register, unregister, self.caller, self.own)
 
     def handlers(self) -> dict[type[messages.Request], Callable[[Any, Any], None]]:
         return {messages.UdpOpen: self._open, messages.UdpSend: self._send,
@@ -146,7 +150,8 @@ class SocketOps:
                 messages.UdpClose: self._close, messages.RawSend: self._raw_send,
                 messages.CaptureStart: self._capture_start,
                 messages.CaptureStop: self._capture_stop, messages.Counters: self._counters,
-                messages.Sysctl: self._sysctl, messages.Source: self._source}
+                messages.Sysctl: self._sysctl, messages.Source: self._source,
+                **self.streams.handlers()}
 
     def _answer(self, ident: int | None, request: messages.Request, **fields: Any) -> None:
         self.emit({"event": request.ANSWER, "id": ident, **fields})
@@ -396,6 +401,7 @@ class SocketOps:
         self._answer(ident, request, address=src, errno=None)
 
     def close(self) -> None:
+        self.streams.close()
         for sock in self.sockets.values():
             sock.close()
         self.sockets.clear()

@@ -56,8 +56,17 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "capture-stop": {"handle": 1, "wait": 0, "count": 1},
     "counters": {}, "sysctl": {"name": "net.ipv4.ip_forward"},
     "source": {"dst": "127.0.0.1", "family": 4},
+    "stream-open": {"role": "listen", "run": 7, "family": 4, "count": 4, "size": 16,
+                    "lanes": [{"kind": "raw", "protocol": 253, "payload": "hdp"},
+                              {"kind": "udp"}, {"kind": "tcp"}],
+                    "reflect": True, "peer": "127.0.0.1"},
+    "stream-send": {"handle": 1, "count": 2, "rate": 1000, "first": 0},
+    "stream-records": {"handle": 1, "table": "received", "offset": 0, "wait": 0,
+                       "expect": 0},
+    "stream-close": {"handle": 1},
 }
-WAITING = ("udp-recv", "capture-stop")  # ops whose valid numbers hold the agent a while
+# Ops whose valid numbers hold the agent a while.
+WAITING = ("udp-recv", "capture-stop", "stream-send", "stream-records")
 # Spliced in as raw JSON text: what json.dumps would never write.
 RAW_TOKENS = [b"1e400", b"-1e400", b"-Infinity", b"Infinity", b"NaN", b"9" * 5000,
               b"1" + b"0" * 30, b"-0", b"1e-400", b"[" * 5000 + b"]" * 5000,
@@ -106,10 +115,15 @@ def hostile_requests(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 def _calm(op: str, key: str, value: Any) -> Any:
-    """A hostile value, except a valid wait: the agent would honour it, slowly."""
+    """A hostile value, except a valid wait: the agent would honour it, slowly (a
+    stream's send holds it count / rate seconds)."""
     if op in WAITING and key in ("timeout", "wait") and type(value) in (int, float) \
             and 0.01 < value <= messages.MAX_WAIT:
         return 0
+    if op == "stream-send" and type(value) in (int, float) and (
+            (key == "count" and 2 < value <= messages.MAX_STREAM_COUNT)
+            or (key == "rate" and 1 <= value < 1000)):
+        return 2 if key == "count" else 1000
     return value
 
 
