@@ -192,8 +192,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     report.add_argument("--out", "-o", metavar="FILE", help="write here, not stdout")
 
     from hdp.lab.cli import add_lab_parser  # argparse only; hdp.lab loads lazily
+    from hdp.stats_command import add_stats_parser  # likewise hdp.measure
 
     add_lab_parser(commands)
+    add_stats_parser(commands)
     if command in (None, "agent"):
         from hdp.agent.cli import add_agent_parser
 
@@ -223,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from hdp.agent.cli import command_agent
 
             return command_agent(args, sys.stdout)
+        if args.command == "stats":
+            from hdp.stats_command import command_stats
+
+            return command_stats(args, sys.stdout)
         if args.command == "report" and args.files and args.files[0] == "merge":
             from hdp import merge
 

@@ -154,21 +154,28 @@ class StreamOps:
 
     def _watch(self, stream: Stream, sock: socket.socket, read: Callable[[], object] | None,
                stamps: DatagramSender | TcpConnection | None = None) -> None:
-        """Serve `sock` in this loop, and where it receives in the agent's own loop between
-        requests too. poll() reports POLLERR whenever the socket's error queue holds
-        something: that is when its kernel transmit stamps are read."""
+        """Serve `sock` in this loop, and in the agent's own between requests. poll() and
+        epoll report POLLERR whenever a socket's error queue holds something, asked for
+        or not: that is when its kernel transmit stamps are read, before the queue (which
+        counts against the socket's receive buffer) could overflow."""
         fd = sock.fileno()
         self.poller.register(fd, select.POLLIN if read is not None else 0)
         self.sockets[fd] = (stream, sock, read, stamps)
-        if read is not None:
-            self.register(sock, lambda: self._serve(fd, select.POLLIN | select.POLLERR))
+        self.register(sock, lambda: self._serve(fd, select.POLLIN | select.POLLERR))
 
     def _watch_tcp(self, stream: Stream, connection: TcpConnection) -> None:
         fd = connection.sock.fileno()
+        last: dict[str, int] = {}  # the message read last: its record and stamp
 
         def read() -> None:
             for arrival in connection.read():
-                self._arrived(stream, arrival, ("tcp", 0), connection=connection)
+                index = self._arrived(stream, arrival, ("tcp", 0), connection=connection)
+                if arrival is None or index is None:
+                    continue
+                before = last.get("index")
+                if before is not None and arrival.kernel and last["ns"] == arrival.ns:
+                    stream.unstamped(before)  # it was merged into this message's segment
+                last.update(index=index, ns=arrival.ns)
             self._flushed(stream, connection)
             if connection.closed and fd in self.sockets:
                 self._unwatch(fd)
@@ -180,10 +187,9 @@ class StreamOps:
             self._watch_tcp(stream, connection)
 
     def _unwatch(self, fd: int) -> None:
-        _, sock, read, _ = self.sockets.pop(fd)
+        _, sock, _, _ = self.sockets.pop(fd)
         self.poller.unregister(fd)
-        if read is not None:
-            self.unregister(sock)
+        self.unregister(sock)
 
     # -- serving the sockets ------------------------------------------------------------
 
@@ -201,17 +207,19 @@ class StreamOps:
             read()
 
     def _arrived(self, stream: Stream, arrival: Arrival | None, via: Via, *,
-                 address: Any = None, connection: TcpConnection | None = None) -> None:
+                 address: Any = None, connection: TcpConnection | None = None) -> int | None:
+        """Record a copy (and reflect it, if asked); its record index, if it was kept."""
         if arrival is None:
             stream.foreign += 1
-            return
+            return None
         found = stream.arrived(arrival, via)
         request = stream.request
         if found is None or not found[1] or stream.role != "listen" or not request.reflect:
-            return
-        if request.peer is not None and arrival.src != request.peer.split("%")[0]:
-            return  # reflect only to the sender the caller named
-        self._reflect(stream, found[0], arrival, via, address, connection)
+            return None if found is None else found[0]
+        if request.peer is None or arrival.src == request.peer.split("%")[0]:
+            # (a caller that is not root names the peer: only it gets echoes)
+            self._reflect(stream, found[0], arrival, via, address, connection)
+        return found[0]
 
     def _reflect(self, stream: Stream, index: int, arrival: Arrival, via: Via,
                  address: Any, connection: TcpConnection | None) -> None:
@@ -295,6 +303,9 @@ class StreamOps:
             for connection in stream.tcp:
                 if connection.outbox:
                     self._flushed(stream, connection)
+        # At least one look, even when late: a schedule catching up sends in a burst, and
+        # the stamps of a burst must be read before they overflow their error queues.
+        self.pump(0.0)
         while (remaining := due - time.monotonic()) > 0:
             self.pump(remaining - BUSY_WITHIN / 2 if remaining > BUSY_WITHIN else 0.0)
 

@@ -78,6 +78,8 @@ class DatagramSender:
         self.sock = sock
         self.address = address
         self.stamps = TransmitStamps(sock, explicit_keys=explicit_keys)
+        if self.stamps.enabled:  # the error queue counts against the receive buffer
+            rawsock.grow_receive_buffer(sock)
         self._index_of: dict[int, int] = {}  # stamp key -> record index
 
     def send(self, body: bytes, index: int, address: Any = None) -> tuple[int, str | None]:
@@ -207,7 +209,12 @@ class TcpConnection:
     def read(self) -> Iterator[Arrival | None]:
         """Each message completed by what the connection holds. Each read asks for no
         more than the rest of the message in flight, so the kernel's stamp is that of the
-        segment that completed it (tcp_recvmsg reports the last segment it read from)."""
+        segment that completed it (tcp_recvmsg reports the last segment it read from).
+        A segment that arrives while an earlier one still waits to be read is merged
+        into it, which takes the newer stamp (net/ipv4/tcp_input.c:tcp_try_coalesce):
+        messages that share a stamp with the next one have no stamp of their own: the
+        stream keeps the shared one (an upper bound, and in order) without the kernel
+        flag, so that hdp.stats leaves it out of the kernel percentiles and counts it."""
         for _ in range(MAX_READS):
             need = self.length - len(self._partial)
             try:

@@ -226,6 +226,11 @@ class Stream:
         lane = self.lanes[lane_index]
         return via == (lane.kind, lane.protocol if lane.kind == "raw" else 0)
 
+    def unstamped(self, index: int) -> None:
+        """Received record `index` has no kernel stamp of its own after all (a TCP
+        message merged into a later segment): its stamp is not the kernel's for it."""
+        self.received.flags[index] &= ~FLAG_KERNEL
+
     def hold(self, index: int, sent_ns: int, kernel: bool) -> None:
         """An echo of received record `index` left at `sent_ns`: its hold time."""
         received_kernel = bool(self.received.flags[index] & FLAG_KERNEL)

@@ -18,7 +18,8 @@ from tests.cli.helpers import ROOT, hdp_env
 
 # Modules a running command needs and `hdp --help` must not import.
 HEAVY = ("hdp.rawsock", "hdp.verdict", "hdp.arrival", "hdp.wire.hdp", "hdp.agent.install",
-         "hdp.engine", "hdp.sweep", "dataclasses", "socket")
+         "hdp.engine", "hdp.sweep", "hdp.measure", "hdp.stats_report", "dataclasses",
+         "socket")
 
 
 def _imported_by(*args: str) -> set[str]:
@@ -31,6 +32,7 @@ def _imported_by(*args: str) -> set[str]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["listen", "--help"],
+                                  ["stats", "--help"], ["stats", "127.0.0.1", "--count", "0"],
                                   ["sweep"], ["nonsense"]], ids=" ".join)
 def test_help_and_usage_errors_load_only_the_parser(argv):
     loaded = _imported_by(*argv)
@@ -44,5 +46,5 @@ def test_agent_help_still_lists_its_commands():
 
 def test_command_list_is_the_same_whichever_command_runs():
     full = build_parser().format_help()
-    for command in ("", "listen", "send", "sweep", "report", "lab"):
+    for command in ("", "listen", "send", "sweep", "report", "lab", "stats"):
         assert build_parser(command).format_help() == full, command

@@ -84,7 +84,7 @@ def test_reflect_mode_times_round_trips_and_its_echoes_estimate_a_zero_offset(ag
 
 def test_records_come_back_in_pages_of_columns(endpoint):
     count = messages.STREAM_PAGE // 2 + 10  # x 3 lanes: more than one page
-    run, heard, opened = _open_pair(endpoint, 4, ALL, count)
+    _, heard, opened = _open_pair(endpoint, 4, ALL, count)
     sent = endpoint.call(messages.StreamSend(handle=opened["handle"], count=count,
                                              rate=20_000), answer_within=30)
     first = endpoint.call(messages.StreamRecords(handle=heard["handle"], wait=5,
@@ -164,7 +164,7 @@ def test_requests_over_a_bound_are_refused_in_one_line(endpoint, request_, refus
 
 
 def test_a_send_longer_than_the_agent_may_be_held_is_refused(endpoint):
-    run, heard, opened = _open_pair(endpoint, 4, (Lane(),), 1000)
+    _, heard, opened = _open_pair(endpoint, 4, (Lane(),), 1000)
     try:
         with pytest.raises(AgentError, match=r"count / rate is 100.0 s.*in parts"):
             endpoint.call(messages.StreamSend(handle=opened["handle"], count=1000, rate=10))
