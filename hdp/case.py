@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hdp.stats import CaseStats
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,10 @@ class Case:
     # The bytes it carries after its headers and tag, as hex (plain JSON across processes);
     # None: `size` bytes of filler.
     data: str | None = None
+    # A stream of `count` probes (hdp.measure), `rate` a second (None: the default), whose
+    # Observation carries their statistics; None: the one probe of a sweep's batch.
+    count: int | None = None
+    rate: float | None = None
 
     @property
     def id(self) -> str:
@@ -97,3 +104,5 @@ class Observation:
     # The verdict is `error`, and `note` says what broke.
     failure_stage: str | None = None
     note: str | None = None  # e.g. "interrupted", "sender agent exited (code -9)"
+    # A many-probe case's accounting and latency (hdp.stats), instead of deliveries.
+    stats: CaseStats | None = None

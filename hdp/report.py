@@ -91,6 +91,10 @@ def case_entry(result: CaseResult) -> dict[str, Any]:
         entry["ttl"] = case.ttl
     if case.data is not None:
         entry["data"] = case.data
+    if case.count is not None:  # many probes: their accounting, not one probe's latency
+        entry.update(count=case.count, rate=case.rate)
+    if observation.stats is not None:
+        entry["stats"] = observation.stats.as_json()
     return entry
 
 
@@ -160,12 +164,15 @@ def summarize(report: dict[str, Any]) -> list[str]:
     """One line per target x family x payload, protocol numbers folded by outcome (+ details)."""
     cases: list[dict[str, Any]] = report["cases"]
     by_size = len({entry.get("size") for entry in cases}) > 1
+    by_count = len({entry.get("count") for entry in cases}) > 1
     sections: dict[tuple[Any, ...], dict[str, list[int]]] = {}
     for entry in cases:
         key: tuple[Any, ...] = (entry["target"], _vantage_key(entry), entry["family"],
                                 entry["payload"])
         if by_size:
             key += (_sortable(entry.get("size")),)
+        if by_count:
+            key += (entry.get("count") or 1,)
         groups = sections.setdefault(key, {})
         groups.setdefault(outcome_label(entry), []).append(entry["protocol"])
     lines = []
@@ -176,6 +183,8 @@ def summarize(report: dict[str, Any]) -> list[str]:
             name += f" from {vantage[1]}"
         if by_size:
             name += f" size {_cell(key[4][1])}"
+        if by_count:
+            name += f" x{key[-1]} probes"
         groups = sections[key]
         order = sorted(groups, key=lambda label: (min(groups[label]), label))
         folded = "; ".join(f"{fold_ranges(groups[label])} {label}" for label in order)
@@ -268,6 +277,8 @@ def _layout(report: dict[str, Any]) -> _Layout:
         header += ["Expected", "Verdict"]
     sections: dict[tuple[str, tuple[int, str], int, str, str], list[dict[str, Any]]] = {}
     for entry in cases:
+        if entry.get("stats") is not None:
+            continue  # a case of many probes: a row of its own table (report_stats)
         key = (entry["target"], _vantage_key(entry), entry["family"], entry["payload"],
                entry["path"])
         sections.setdefault(key, []).append(entry)
@@ -279,6 +290,11 @@ def _layout(report: dict[str, Any]) -> _Layout:
         rows = sorted(sections[key], key=lambda e: (e["protocol"], _sortable(e.get("size"))))
         tables.append(_Table(one_line(heading), header,
                              [_cells(entry, sized, judged) for entry in rows]))
+    many = [entry for entry in cases if entry.get("stats") is not None]
+    if many:
+        from hdp.report_stats import stats_rows  # hdp.stats only for reports that need it
+
+        tables.append(_Table(*stats_rows(many, judged)))
     return _Layout(one_line(_platform_text(report["platform"])), len(cases),
                    summarize(report) if cases else [], notes,
                    [one_line(line) for line in meta_lines(report.get("meta"))], tables,

@@ -129,7 +129,22 @@ _OPTIONAL: dict[str, _Check] = {
     # Which bytes after the IP header differ from the probe as sent (hdp.rewrites).
     "payload_changed": (lambda v: isinstance(v, str) and _is_spans(v),
                         "byte offsets such as 2-3 or 4-11,40"),
+    # A case of many probes: how many, how fast, and their accounting (hdp.stats).
+    "count": (_int_in(1, 1 << 16), "a probe count 1..65536"),
+    "rate": (_optional(lambda v: _is_number(v) and 0 < v <= 1e6),  # type: ignore[operator]
+             "probes a second, or null"),
+    "stats": (lambda v: _is_stats(v), "many-probe statistics as hdp.stats writes them"),
 }
+
+
+def _is_stats(value: object) -> bool:
+    from hdp.stats import CaseStats
+
+    try:
+        CaseStats.from_json(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return False
+    return True
 _TEXTS = (lambda v: isinstance(v, list) and all(map(_is_str, v)), "a list of strings")
 _CHECK_FIELDS: dict[str, _Check] = {
     "check": (_is_str, "a string"),
@@ -149,7 +164,7 @@ def case_identity(entry: dict[str, Any]) -> tuple[Any, ...]:
     """What makes two entries the same case: a report holds each case once."""
     return (entry["target"], entry.get("vantage"), entry["family"], entry["protocol"],
             entry["payload"], entry.get("size"), entry["path"], entry.get("tos", 0),
-            entry.get("df"), entry.get("ttl"), entry.get("data"))
+            entry.get("df"), entry.get("ttl"), entry.get("data"), entry.get("count"))
 
 
 def loads(text: str, source: str = "<report>", fix: str = FIX) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import enum
 import functools
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hdp.case import Delivery, IcmpReport, Observation
 from hdp.wire.icmp import (
@@ -18,6 +19,9 @@ from hdp.wire.icmp import (
     Icmp6TimeExceeded,
     Icmp6Type,
 )
+
+if TYPE_CHECKING:
+    from hdp.stats import CaseStats
 
 
 class Outcome(str, enum.Enum):
@@ -139,6 +143,8 @@ def judge(observation: Observation, *, nat_source: str | None = None) -> Verdict
         return Verdict(Outcome.SOCKET_ERROR, errno=observation.socket_errno)
     if observation.send_errno:
         return Verdict(Outcome.SEND_ERROR, errno=observation.send_errno)
+    if observation.stats is not None and not observation.failure_stage:
+        return _judge_many(observation, observation.stats)
     if observation.deliveries:
         delivery = observation.deliveries[0]
         changes = changes_of(observation, delivery, nat_source)
@@ -162,3 +168,22 @@ def judge(observation: Observation, *, nat_source: str | None = None) -> Verdict
         # (hdp.icmp_budget). Silence proves none of them: inconclusive, never `lost`.
         return Verdict(Outcome.NO_ANSWER, inferred=True)
     return Verdict(Outcome.LOST)
+
+
+def _judge_many(observation: Observation, stats: CaseStats) -> Verdict:
+    """The outcome of a case of many probes, from their accounting (hdp.stats): `lost`
+    when any probe did not arrive and the listener's kernel does not explain it, `altered`
+    when a copy arrived changed, `error` when only our own listener's queue lost probes;
+    `delivered` when every one arrived intact. Latency: the median from kernel stamps."""
+    if observation.listen_errno:
+        return Verdict(Outcome.LISTEN_ERROR, errno=observation.listen_errno)
+    if stats.sent == 0:
+        return Verdict(Outcome.SEND_ERROR, errno=stats.refusals[0] if stats.refusals else None)
+    latency = None if stats.latency is None else stats.latency.p50_us
+    if stats.corrupted:
+        return Verdict(Outcome.ALTERED, changes=("payload",), latency_us=latency)
+    if stats.lost is None or stats.lost:
+        return Verdict(Outcome.LOST, latency_us=latency)
+    if stats.dropped:
+        return Verdict(Outcome.ERROR)  # our listener's full queue hid whether they came
+    return Verdict(Outcome.DELIVERED, latency_us=latency)

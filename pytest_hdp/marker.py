@@ -23,6 +23,10 @@ from pytest_hdp.settings import HdpUsageError, listener_problem
 T = TypeVar("T")
 PAYLOADS = ("hdp", "udp", "raw")
 MAX_DATA = 65000  # the data after the headers and tag of one probe
+MAX_COUNT = 1 << 16  # probes of a case: the probe tag numbers them in 16 bits
+MAX_RATE = 100_000.0
+# Probe knobs a stream of probes does not take (each probe is as `size` makes it).
+_NOT_WITH_COUNT = ("data", "dscp", "ecn", "df", "ttl")
 MARKER = "hdp"
 CHECK_MARKER = "hdp_check"
 
@@ -106,6 +110,13 @@ def _listener(value: object) -> str:
     return value
 
 
+def _rate(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not math.isfinite(value) or not 1 <= value <= MAX_RATE:
+        raise ValueError(f"give probes a second, 1..{MAX_RATE:g}, not {value!r}")
+    return float(value)
+
+
 def _seconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or \
             not math.isfinite(value) or not 0 < value <= 3600:
@@ -141,6 +152,10 @@ class HdpMark:
     listener: str | None = key(_listener, "who listens at the target, as --hdp-listener")
     timeout: float | None = key(_seconds, "seconds to wait for late evidence, as "
                                           "--hdp-timeout")
+    count: int | None = key(_int_in(1, MAX_COUNT),
+                            "probes of each case, paced (hdp_result.stats: their loss, "
+                            "reordering and latency); absent: one probe")
+    rate: float | None = key(_rate, "probes a second of a case with count= (default 1000)")
 
     @classmethod
     def parse(cls, mark: pytest.Mark | None, where: str) -> HdpMark:
@@ -167,6 +182,16 @@ class HdpMark:
         if found.data is not None and found.size is not None and found.size != len(found.data):
             raise HdpUsageError(f"{where}: @pytest.mark.hdp: size={found.size} but data= is "
                             f"{len(found.data)} bytes: give one of them")
+        if found.rate is not None and found.count is None:
+            raise HdpUsageError(f"{where}: @pytest.mark.hdp: rate= paces the probes of "
+                                "count=: give count= too")
+        knobs = [name for name in _NOT_WITH_COUNT if getattr(found, name) is not None]
+        if found.count is not None and knobs:
+            raise HdpUsageError(f"{where}: @pytest.mark.hdp: count= sends probes of `size` "
+                                f"filler, not with {'= or '.join(knobs)}=: leave that out")
+        if found.count is not None and found.listener == "none":
+            raise HdpUsageError(f"{where}: @pytest.mark.hdp: count= needs a listener at the "
+                                "target to count what arrived: leave out listener='none'")
         return found
 
     @property

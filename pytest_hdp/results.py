@@ -18,6 +18,7 @@ from hdp.checks.rule import Decision, Judgement
 from hdp.evidence import Packet
 from hdp.pcap import PcapRecord, write_pcap
 from hdp.profile import CHANGES, OUTCOMES, Expectation
+from hdp.stats import CaseStats
 from hdp.verdict import Verdict
 from pytest_hdp.outcome import enforce
 from pytest_hdp.prober import Evidence
@@ -54,6 +55,16 @@ class HdpResult:
     def expected_outcome(self) -> str:
         """The profile's expected outcome for this case."""
         return self.expectation.outcome
+
+    @property
+    def stats(self) -> CaseStats:
+        """The statistics of a case of many probes (`@pytest.mark.hdp(count=N)`):
+        `loss_ratio`, `loss_interval()`, `lost`, `dropped`, `duplicated`, `reordered`,
+        `corrupted`, `latency.p50_us` / `p99_us` (kernel stamps where the OS has them)."""
+        if self.observation.stats is None:
+            raise AttributeError(f"{self.case.id}: a case of one probe has no statistics: "
+                                 "give @pytest.mark.hdp(count=N) for N probes")
+        return self.observation.stats
 
     @property
     def arrival(self) -> Delivery | None:

@@ -258,7 +258,7 @@ class HdpSession:
         if workeroutput is not None:
             if world is not None:
                 workeroutput["hdp"] = {"drops": dict(world.prober.drops),
-                                       "agents": world.prober.used}
+                                       "agents": world.agents_used}
             return
         if self.case_entries or self.check_entries:
             self.world().write_outputs(self.case_entries.values(), self.check_entries.values(),

@@ -38,6 +38,7 @@ from pytest_hdp.prober import NoLocalAgent, Probed, Prober, Request
 from pytest_hdp.probes import Hands, Host
 from pytest_hdp.results import HdpCheck, HdpResult
 from pytest_hdp.settings import Settings
+from pytest_hdp.streams import StreamProber
 
 T = TypeVar("T")
 VANTAGE_ENV = "HDP_VANTAGE"  # names this process's vantage point, e.g. on an ssh worker
@@ -66,6 +67,7 @@ class HdpWorld:
         self.targets = self._plan_targets()
         self.profiles = Profiles(rootpath, settings.profile)
         self.prober = Prober(self.local_sender_spec, capture=settings.pcap != "none")
+        self.streams = StreamProber(self.local_sender_spec)  # cases with count=
         self.results: dict[Request, Probed] = {}
         self.wanted: list[Request] = []
         self.no_privilege: str | None = None
@@ -113,7 +115,8 @@ class HdpWorld:
         data = None if mark.data is None else mark.data.hex()
         size = len(mark.data) if mark.data is not None else mark.size or 64
         return [Case(target.name, family, protocol, payload, size=size, path=target.path,
-                     df=mark.df, tos=mark.tos or 0, ttl=mark.ttl, data=data)
+                     df=mark.df, tos=mark.tos or 0, ttl=mark.ttl, data=data,
+                     count=mark.count, rate=mark.rate)
                 for target in self.targets_for(mark)
                 for family in target.families if family in families
                 for payload in payloads
@@ -165,8 +168,10 @@ class HdpWorld:
     def want(self, tests: Iterable[tuple[object, HdpMark]]) -> None:
         """The cases collected tests are parametrised with (and their markers): the first
         batch probes them all."""
+        # Not pytest's empty-parameter placeholder, and no stream of many probes: each of
+        # those leaves when its own test runs (pytest_hdp.streams).
         self.wanted += [self.request(case, mark) for case, mark in tests
-                        if isinstance(case, Case)]  # not pytest's empty-parameter placeholder
+                        if isinstance(case, Case) and case.count is None]
 
     def probed(self, request: Request, *, again: bool = False) -> Probed:
         """The request's result: from the batch of every case this process collected,
@@ -179,7 +184,10 @@ class HdpWorld:
             pending = [request] if again else \
                 [r for r in dict.fromkeys([*self.wanted, request]) if r not in self.results]
             try:
-                self.results.update(self.prober.probe(pending, self.reachable()))
+                if request.case.count is not None:
+                    self.results[request] = self.streams.probe(request, self.reachable())
+                else:
+                    self.results.update(self.prober.probe(pending, self.reachable()))
             except LabError as exc:
                 raise MachineryError(f"the lab did not come up: {exc}") from None
             except (AgentError, NoLocalAgent) as exc:
@@ -347,7 +355,7 @@ class HdpWorld:
         in_use = self.profiles.in_use(t.path for t in self.targets)
         in_use = self.profiles.in_use(t.path for t in self.targets)
         return reporting.RunFacts([p.path for p in in_use], lab, self.lab_note,
-                                  [*self.prober.used, *agents],
+                                  [*self.agents_used, *agents],
                                   {**self.prober.drops, **drops})
 
     def header(self) -> list[str]:
@@ -367,8 +375,14 @@ class HdpWorld:
                     lines.append(f"hdp profile warning: {caveat}; its xfails may not hold")
         return lines
 
+    @property
+    def agents_used(self) -> list[str]:
+        """Every agent spec that probed, one-probe batches and streams alike."""
+        return list(dict.fromkeys([*self.prober.used, *self.streams.used]))
+
     def close(self) -> None:
         self.prober.close()
+        self.streams.close()
         self.hands.close()
         self.ends.close()
 

@@ -22,7 +22,7 @@ FAMILIES = (4, 6)
 TOP_KEYS = ("profile", "applies", "source", "recorded", "rules", "checks")
 APPLIES_KEYS = ("system", "release", "path")
 RULE_KEYS = ("protocols", "family", "payload", "target", "path", "expect", "errno", "changes",
-             "wire_protocol", "why", "source")
+             "wire_protocol", "why", "source", "many")
 CHECK_KEYS = ("check", "family", "path", "expect", "why", "source")
 # Where a rule comes from: a run on the platform, the write-up, or the kernel's source
 # read as "KERNEL FILE:FUNCTION[, FILE:FUNCTION...]".
@@ -67,6 +67,10 @@ class Rule:
     changes: tuple[str, ...] | None = None
     wire_protocol: int | None = None
     source: str | None = None  # run, write-up, or "KERNEL FILE:FUNCTION"
+    # True: only cases of many probes (count >= 2, hdp.measure); False: only of one; None:
+    # both. What only a second probe of a flow shows (a first-packet-only middlebox)
+    # needs a rule of its own.
+    many: bool | None = None
 
     @property
     def spec(self) -> str:
@@ -74,6 +78,7 @@ class Rule:
 
     def matches(self, case: Case) -> bool:
         return (case.protocol in self.protocols
+                and self.many in (None, (case.count or 1) > 1)
                 and self.family in (None, case.family)
                 and self.payload in (None, case.payload)
                 and self.path in (None, case.path)

@@ -255,6 +255,10 @@ class _Parser:
         for key in ("target", "path"):
             if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
                 raise fail(f"{key} is {_show(entry[key])}: give a name, or leave it out for any")
+        many = entry.get("many")
+        if many is not None and not isinstance(many, bool):
+            raise fail(f"many is {_show(many)}: give true (cases of many probes only), false "
+                       "(of one probe only), or leave it out for both")
         errno = entry.get("errno")
         if errno is not None:
             if expect not in ERRNO_OUTCOMES:
@@ -284,7 +288,8 @@ class _Parser:
         return Rule(index=index, protocols=protocols, expect=expect, why=" ".join(why.split()),
                     family=family, payload=payload, target=_stripped(entry.get("target")),
                     path=_stripped(entry.get("path")), errno=errno, changes=changes,
-                    wire_protocol=wire, source=_rule_source(entry.get("source"), fail))
+                    wire_protocol=wire, source=_rule_source(entry.get("source"), fail),
+                    many=many)
 
     @staticmethod
     def changes(expect: str, value: object, fail: _Fail) -> tuple[str, ...]:
@@ -350,7 +355,7 @@ def _protocols(value: object, fail: _Fail) -> frozenset[int]:
 def _broader(prior: Rule, rule: Rule) -> bool:
     """True if `prior` matches every case `rule` matches, protocol numbers aside."""
     return all(getattr(prior, key) in (None, getattr(rule, key))
-               for key in ("family", "payload", "target", "path"))
+               for key in ("family", "payload", "target", "path", "many"))
 
 
 def _value_nodes(mapping: Any) -> dict[str, Any]:

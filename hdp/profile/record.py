@@ -209,7 +209,9 @@ def _flow(value: object) -> str:
 def record_report(report: dict[str, Any], name: str, source: str) -> dict[str, Any]:
     """The profile of what an hdp-report/1 document's cases observed (see record_profile);
     a report of one path records a profile that applies to that path."""
-    cases = report["cases"]
+    # A sweep's one-probe cases only: what a stream of probes shows (a loss ratio, a
+    # first-packet-only path) is written by hand as a `many: true` rule, with its why.
+    cases = [entry for entry in report["cases"] if entry.get("count") is None]
     pairs = [(Case.from_json(entry), _verdict_of(entry)) for entry in cases]
     paths = {entry["path"] for entry in cases}
     return record_profile(pairs, report["platform"], name=name,

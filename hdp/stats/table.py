@@ -29,10 +29,20 @@ def stats_markdown(rows: Sequence[tuple[str, CaseStats]],
     return "\n".join(parts)
 
 
+def case_header(confidence: float = 0.95) -> list[str]:
+    """The column names of a case row, the loss interval's level among them."""
+    return [name.format(confidence=f"{100 * confidence:g}%") for name in _CASE_HEADER]
+
+
+def case_cells(label: str, stats: CaseStats, confidence: float = 0.95) -> list[str]:
+    """One case row as plain text cells (other reports lay them out their own way)."""
+    return _case_cells(label, stats, confidence)
+
+
 def stats_table(rows: Sequence[tuple[str, CaseStats]], *, confidence: float = 0.95) -> str:
     """One row per (label, stats): the accounting, the loss with its Wilson interval, the
     latency percentiles and the clock they were read on."""
-    header = [name.format(confidence=f"{100 * confidence:g}%") for name in _CASE_HEADER]
+    header = case_header(confidence)
     lines = [_row(header), _row("---" if i == 0 else "---:" for i in range(len(header)))]
     lines += [_row(markdown_cell(cell) for cell in _case_cells(label, stats, confidence))
               for label, stats in rows]

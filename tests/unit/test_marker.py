@@ -43,7 +43,7 @@ def test_each_key_takes_what_its_help_says(key, value, parsed):
     ({"protocol": "253"}, "has no key 'protocol': did you mean 'protocols'?"),
     ({"family": 4}, "has no key 'family': did you mean 'families'?"),
     ({"payload": "hdp"}, "has no key 'payload': did you mean 'payloads'?"),
-    ({"colour": "red"}, "has no key 'colour': give one of protocols, families"),
+    ({"flavour": "red"}, "has no key 'flavour': give one of protocols, families"),
     ({"protocols": 70000}, "protocols=...): protocol number 70000 is out of range"),
     ({"protocols": 2.5}, "protocols=...): give a number, a 'SPEC'"),
     ({"protocols": True}, "protocols=...): give a number"),
