@@ -123,7 +123,7 @@ def measure(sender: AgentClient, listener: AgentClient, plan: StreamPlan, *,
     notes = []
     shared = shared_clock(ends.opened.get("boot_id"), ends.heard.get("boot_id"))
     if plan.clock == "estimate" or not shared:
-        echo_rounds = list(_echoes(sent, heard, echoes)) if echoes is not None else \
+        echo_rounds = _echoes(sent, heard, echoes) if echoes is not None else \
             _echo_exchange(sender, listener, plan)
         try:
             estimate = estimate_offset(echo_rounds)
@@ -213,19 +213,25 @@ def _distinct(table: dict[str, Any]) -> int:
 # -- clocks -----------------------------------------------------------------------------
 
 def _echoes(sent: dict[str, Any], heard: dict[str, Any],
-            echoes: dict[str, Any]) -> Iterator[Echo]:
+            echoes: dict[str, Any]) -> list[Echo]:
     """Each reflected probe as one round of NTP's exchange: t1 sent, t2 heard, t3 = t2 +
-    the reflector's hold, t4 the echo heard back. Kernel stamps only, where any exist."""
+    the reflector's hold, t4 the echo heard back. The rounds stamped by the kernel at all
+    four points where there are any; else all of them: a user stamp is taken before the
+    send and after the arrival, which only widens the interval that holds the offset."""
     left = {(lane, seq): (ns, flags) for lane, seq, ns, flags in _rows(sent)}
     there = {(lane, seq): (ns, hold, flags) for lane, seq, ns, flags, hold in
              _rows(heard, with_hold=True) if flags & FLAG_INTACT and hold >= 0}
+    kernel: list[Echo] = []
+    user: list[Echo] = []
     for lane, seq, ns, flags in _rows(echoes):
         if not flags & FLAG_INTACT or (lane, seq) not in left or (lane, seq) not in there:
             continue
         t1, sent_flags = left[(lane, seq)]
         t2, hold, heard_flags = there[(lane, seq)]
-        if sent_flags & flags & FLAG_KERNEL and heard_flags & FLAG_HOLD_KERNEL:
-            yield Echo(t1, t2, t2 + hold, ns)
+        echo = Echo(t1, t2, t2 + hold, ns)
+        both = sent_flags & flags & FLAG_KERNEL and heard_flags & FLAG_HOLD_KERNEL
+        (kernel if both else user).append(echo)
+    return kernel or user
 
 
 def _echo_exchange(sender: AgentClient, listener: AgentClient,
@@ -244,7 +250,7 @@ def _echo_exchange(sender: AgentClient, listener: AgentClient,
                         expect=_distinct(heard))
     finally:
         _close(ends)
-    return list(_echoes(sent, heard, echoes))
+    return _echoes(sent, heard, echoes)
 
 
 # -- records -> statistics -----------------------------------------------------------------

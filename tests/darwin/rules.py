@@ -57,6 +57,7 @@ def socket_refusal(family: int, kind: int, protocol: int) -> int | None:
 # -- socket options -----------------------------------------------------------------------
 SOL_SOCKET = 0xFFFF  # bsd/sys/socket.h
 IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, IPPROTO_ICMPV6 = 0, 41, 17, 58
+IPPROTO_TCP = 6
 LINUX_SOL_SOCKET = 1
 
 
@@ -98,6 +99,7 @@ OPTIONS: dict[tuple[int, int], Option] = {
     (IPPROTO_IPV6, 61): Option("IPV6_RECVPKTINFO", (41, 49)),
     (IPPROTO_IPV6, 62): Option("IPV6_DONTFRAG", (41, 62)),
     (IPPROTO_UDP, 0x01): Option("UDP_NOCKSUM", None),  # modelled with SO_NO_CHECK
+    (IPPROTO_TCP, 0x01): Option("TCP_NODELAY", (6, 1)),  # bsd/netinet/tcp.h
 }
 # What CPython's socket module calls these on macOS, with xnu's values.
 MODULE_VALUES = {
@@ -108,6 +110,7 @@ MODULE_VALUES = {
     "IPV6_V6ONLY": 27, "IPV6_RECVTCLASS": 35, "IPV6_TCLASS": 36, "IPV6_RECVHOPLIMIT": 37,
     "IPV6_RECVPATHMTU": 43, "IPV6_PATHMTU": 44, "IPV6_PKTINFO": 46, "IPV6_HOPLIMIT": 47,
     "IPV6_RECVPKTINFO": 61, "IPV6_DONTFRAG": 62, "MSG_TRUNC": 0x10, "MSG_CTRUNC": 0x20,
+    "TCP_NODELAY": 0x01,
 }
 # Names CPython's socket module has on Linux but not on macOS (no such facility in xnu).
 LINUX_ONLY_PREFIXES = (
@@ -127,6 +130,8 @@ def option_refusal(kind: int, family: int, level: int, name: int) -> int | None:
     allowed = {AF_INET: (IPPROTO_IP,), AF_INET6: (IPPROTO_IPV6, IPPROTO_ICMPV6)}[family]
     if kind == SOCK_DGRAM:
         allowed = (*allowed, IPPROTO_UDP)
+    if kind == SOCK_STREAM:  # tcp_usrreq.c:tcp_ctloutput takes IPPROTO_TCP's options
+        allowed = (*allowed, IPPROTO_TCP)
     if level not in allowed:
         # raw_ip.c:rip_ctloutput / raw_ip6.c:rip6_ctloutput: another level is EINVAL.
         return errno.EINVAL

@@ -97,3 +97,26 @@ def test_conformance_suite_completes_without_failures_or_errors(tmp_path):
     assert verdicts <= {"pass", "xfail"}, verdicts
     assert len({(c["target"], c["family"], c["protocol"], c["payload"])
                 for c in report["cases"]}) == 2 * 2 * 255
+
+
+def test_hdp_stats_labels_every_send_stamp_user_where_xnu_has_none(tmp_path):
+    """xnu stamps what it receives (SO_TIMESTAMP) but nothing it sends: every latency is
+    then from the process's send time, and says so; the rest is counted as on Linux,
+    but for the kernel's drop counter, which macOS does not give (lost and dropped
+    unknown: `Lost <= N`)."""
+    out = tmp_path / "stats.json"
+    done = run_under_model("hdp", "stats", "127.0.0.1", "::1", "--count", "200", "--rate",
+                           "2000", "--agent", "inprocess", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["platform"]["system"] == "darwin"
+    for run in report["runs"]:
+        assert (run["tx_stamps"], run["rx_stamps"], run["clock"]) == ("user", "kernel",
+                                                                       "shared")
+        assert any("macOS has no SO_TIMESTAMPING" in note for note in run["notes"])
+    assert {(c["family"], c["kind"]) for c in report["cases"]} == {
+        (f, k) for f in (4, 6) for k in ("raw", "udp", "tcp")}
+    for case in report["cases"]:
+        stats = case["stats"]
+        assert (stats["delivered"], stats["lost"], stats["dropped"]) == (200, None, None)
+        assert stats["latency"]["clock"] == "user" and stats["latency"]["min_us"] >= 0

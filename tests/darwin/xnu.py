@@ -156,6 +156,8 @@ class XnuSocket(_RealSocket):
             raise NotImplementedError("the xnu model translates no recvmsg flags")
         if self._relay is not None:
             data, ancillary, got, address = self._relay.next()
+        elif int(self.type) & 0xF == rules.SOCK_STREAM:  # a stream: read no byte too many
+            data, ancillary, got, address = super().recvmsg(bufsize, max(ancbufsize, 512))
         else:
             data, ancillary, got, address = super().recvmsg(max(bufsize, _MAX_READ),
                                                             max(ancbufsize, 512))
@@ -255,7 +257,11 @@ def _xnu_c_socket(domain: int, kind: int, protocol: int) -> int | rawsock.OsRefu
 
 def _xnu_sysctlbyname(name: str, size: int) -> bytes | None:
     """sysctl net.inet.udp.stats: struct udpstat (bsd/netinet/udp_var.h), filled from
-    Linux's /proc/net/snmp and snmp6 (xnu counts IPv4 and IPv6 UDP together)."""
+    Linux's /proc/net/snmp and snmp6 (xnu counts IPv4 and IPv6 UDP together); sysctl
+    kern.bootsessionuuid: the boot id of the kernel underneath, as a C string."""
+    if name == "kern.bootsessionuuid":
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            return (boot.read().strip().upper().encode() + b"\0")[:size]
     if name != "net.inet.udp.stats":
         return None
     linux: dict[str, int] = {}
