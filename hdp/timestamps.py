@@ -98,8 +98,8 @@ class TransmitStamps:
 
     A datagram socket's send takes a key (`send`): the caller's own where the kernel takes
     it with the send (SCM_TS_OPT_ID), else the kernel's count of sends, which a refused
-    send may or may not have advanced: after one, this socket's later stamps are not
-    trusted (`in_step` False) and those sends keep their user stamps. A TCP socket's key
+    send may or may not have advanced: from then on no stamp the socket reports is
+    trusted (`in_step` False), and its sends keep their user stamps. A TCP socket's key
     is the offset of a send's last byte since stamping began (`send_stream`).
     """
 
