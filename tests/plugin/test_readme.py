@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not (RAW_V4 and sys.platform.startswith("linux")
 def test_the_section_has_examples_of_every_fixture_and_the_marker():
     text = "\n".join(examples().values())
     for name in ("hdp_result", "hdp_sender", "hdp_listener", "@pytest.mark.hdp(",
-                 ".check()", ".expect(", "ProbeTimeout"):
+                 ".check()", ".expect(", "ProbeTimeout", "count=", "hdp_result.stats"):
         assert name in text, f"the README's examples never use {name}"
 
 
