@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code is not None:
         return code
     print(f"{_bench.revision_text()}, {_bench.where()}, load {_bench.load_average()}")
-    rounds = []
+    rounds: list[dict[str, Any]] = []
     for _ in range(args.repeat):
         started = time.perf_counter()
         kinds = _round(args.count)
