@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from hdp.address import resolve
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec
 from hdp.describe import family_name
-from hdp.errors import HdpError, UsageError
+from hdp.errors import UsageError
 from hdp.host import platform_info
 from hdp.json_text import indented
 from hdp.measure import LaneResult, StreamPlan, StreamResult, lane_label, lanes_of, measure
@@ -45,7 +45,7 @@ class Measured:
 
 
 def run_stats_command(args: argparse.Namespace, stdout: TextIO) -> int:
-    from hdp.sweep import check_out
+    from hdp.sweep import check_out, write_text
 
     fmt = args.format or ("json" if args.out and args.out.endswith(".json") else "md")
     if args.plot:
@@ -64,7 +64,7 @@ def run_stats_command(args: argparse.Namespace, stdout: TextIO) -> int:
             problems.append(str(exc))
     document = build_document(args, measured, comparisons, chart)
     markdown = render_markdown(document, measured, comparisons)
-    _write(indented(document) + "\n" if fmt == "json" else markdown, args.out, stdout)
+    write_text(indented(document) + "\n" if fmt == "json" else markdown, args.out, stdout)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         try:
@@ -294,14 +294,3 @@ def _refusal(case: dict[str, Any]) -> str:
     if case["socket_error"]:
         return f"{case['socket_error']['errno']} at {case['socket_error']['stage']}"
     return f"the listener could not listen ({case['listen_error']})"
-
-
-def _write(text: str, out: str | None, stdout: TextIO) -> None:
-    if out is None or out == "-":
-        stdout.write(text)
-        return
-    try:
-        Path(out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise HdpError(f"cannot write the report to {out} ({exc.strerror}): give a "
-                       "writable path with --out") from None

@@ -207,7 +207,11 @@ def write_report(report: dict[str, Any], fmt: str | None, out: str | None,
                  stdout: TextIO) -> None:
     fmt = report_format(fmt, out, stdout)
     render = {"json": dumps, "md": render_markdown, "table": render_table}[fmt]
-    text = render(report)
+    write_text(render(report), out, stdout)
+
+
+def write_text(text: str, out: str | None, stdout: TextIO) -> None:
+    """A rendered report to `out`, or to stdout when there is none (or it is `-`)."""
     if out is None or out == "-":
         stdout.write(text)
         return

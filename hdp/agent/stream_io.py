@@ -69,6 +69,15 @@ def _stamp(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, bool]:
     return (kernel, True) if kernel is not None else (time.time_ns(), False)
 
 
+def _claimed(stamps: TransmitStamps, index_of: dict[int, int]) -> Iterator[tuple[int, int]]:
+    """(record index, kernel stamp) for each stamp that came back under a key a send left
+    in `index_of`; a stamp under no such key is dropped."""
+    for key, stamp in stamps.collect():
+        index = index_of.pop(key, None)
+        if index is not None:
+            yield index, stamp
+
+
 class DatagramSender:
     """A socket that sends whole probes (raw, or UDP), and the kernel stamps of its sends,
     by the index of the record each belongs to."""
@@ -91,10 +100,7 @@ class DatagramSender:
 
     def collect(self) -> Iterator[tuple[int, int]]:
         """(record index, kernel stamp) for each stamp that came back."""
-        for key, stamp in self.stamps.collect():
-            index = self._index_of.pop(key, None)
-            if index is not None:
-                yield index, stamp
+        return _claimed(self.stamps, self._index_of)
 
     @property
     def waiting(self) -> int:
@@ -197,10 +203,7 @@ class TcpConnection:
         return [index for _, index in self._ends]
 
     def collect(self) -> Iterator[tuple[int, int]]:
-        for key, stamp in self.stamps.collect():
-            index = self._index_of.pop(key, None)
-            if index is not None:
-                yield index, stamp
+        return _claimed(self.stamps, self._index_of)
 
     @property
     def waiting(self) -> int:
