@@ -100,7 +100,12 @@ def test_records_come_back_in_pages_of_columns(endpoint):
     seqs = {(lane, seq) for page in (first, second)
             for lane, seq in zip(page["columns"]["lane"], page["columns"]["seq"], strict=True)}
     assert seqs == {(lane, seq) for lane in range(3) for seq in range(count)}
-    assert all(f & FLAG_KERNEL and f & FLAG_INTACT for f in first["columns"]["flags"])
+    columns = first["columns"]
+    assert all(f & FLAG_INTACT for f in columns["flags"])
+    # Each datagram has its kernel stamp; a TCP message the kernel merged into a later
+    # segment (as it does when the reader falls behind) keeps none of its own.
+    assert all(f & FLAG_KERNEL for lane, f in zip(columns["lane"], columns["flags"],
+                                                  strict=True) if ALL[lane].kind != "tcp")
 
 
 def test_duplicates_and_corrupted_copies_are_counted_not_delivered(agent, endpoint):
