@@ -20,7 +20,7 @@ from typing import Any
 from hdp import accounting, icmp_budget
 from hdp.address import is_loopback, resolve
 from hdp.agent import messages, protocol
-from hdp.agent.launch import AgentClient, AgentError, Event
+from hdp.agent.launch import AgentClient, AgentError, EventQueue
 from hdp.batch_state import BatchState
 from hdp.case import Case, IcmpReport, Observation
 from hdp.observe import CaseState, listen_protocol, observation
@@ -78,7 +78,7 @@ class Engine:
         self.sender = sender
         self.listeners = dict(listeners or {})
         self.addresses = {t: dict(a) for t, a in (addresses or {}).items()}
-        self.events: queue.Queue[Event] = queue.Queue()
+        self.events = EventQueue()
         for agent in {sender, *(a for a in self.listeners.values() if a is not None)}:
             agent.attach(self.events)
 

@@ -10,6 +10,8 @@ controller's side (read + split + decode back into per-case values) of:
   binary        one frame a batch: a 12-byte header, then a fixed 24-byte struct per
                 arrival (run, case, kernel time, length, ttl, dscp/ecn, flags, protocol),
                 decoded with struct.iter_unpack
+  hdp frames    what the agent and controller now do: protocol.EventWriter's frames
+                (json-columns, with every field), protocol.decode_events back to events
 
 Reports microseconds per event on each side and bytes per event. The frames are only
 ever read by the controller from its own agent; the agent's requests stay JSON lines
@@ -48,7 +50,8 @@ def sample_event(case: int) -> dict[str, Any]:
             "family": 4, "socket_protocol": 253, "wire_protocol": 253, "src": "127.0.0.1",
             "dst": "127.0.0.1", "ttl": 64, "dscp": 0, "ecn": 0, "length": 96, "intact": True,
             "kernel_time_ns": 1_764_000_000_123_456_789 + case, "hdp_time_ns": None,
-            "fragment_offset": 0, "more_fragments": False, "truncated": False, "error": None}
+            "fragment_offset": 0, "more_fragments": False, "truncated": False, "error": None,
+            "digest": 0x1234ABCD + case, "head": "01a401a41880a5a8e2a37a15"}
 
 
 def encode_line(events: list[dict[str, Any]], write: Callable[[bytes], None]) -> None:
@@ -118,10 +121,28 @@ def decode_binary(data: bytes) -> int:
     return count
 
 
+def encode_frames(events: list[dict[str, Any]], write: Callable[[bytes], None]) -> None:
+    """The agent's own: protocol.EventWriter (frames of messages.MAX_FRAME)."""
+    writer = protocol.EventWriter(write)
+    for event in events:
+        writer.event(event)
+    writer.flush()
+
+
+def decode_frames(data: bytes) -> int:
+    """The controller's own: protocol.decode_events, every event back as its dict."""
+    count = 0
+    for line in protocol.LineBuffer().feed(data):
+        for event in protocol.decode_events(line):  # type: ignore[arg-type]
+            count += event["case"] is not None
+    return count
+
+
 ENCODINGS = {"json-line": (encode_line, decode_lines),
              "ndjson-batch": (encode_ndjson, decode_lines),
              "json-columns": (encode_columns, decode_columns),
-             "binary": (encode_binary, decode_binary)}
+             "binary": (encode_binary, decode_binary),
+             "hdp frames": (encode_frames, decode_frames)}
 
 
 def measure(name: str, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,10 +6,11 @@ the syscalls are real (a raw socket of protocol 253 in a network namespace of ou
 Stages, in the order a probe meets them:
 
   agent, sending:   parse the `send` request (per probe), build the probe bytes, sendto,
-                    build + JSON-encode + write the `sent` event
-  agent, listening: recvmsg + ancillary data, decode_arrival, build + JSON-encode +
-                    write the `arrival` event
-  controller:       read + decode both event lines, match to the case and record,
+                    the `sent` event into its frame (protocol.EventWriter), written
+  agent, listening: recvmsg + ancillary data, decode_arrival, build the `arrival` event,
+                    into its frame, written
+  controller:       both events from their frames (protocol.decode_events), match to the
+                    case and record,
                     Observation + judge, the report entry, resolve (getaddrinfo)
 
     sudo python benchmarks/prototypes/stages.py [--count 20000] [--json FILE]
@@ -81,6 +82,24 @@ def main(argv: list[str] | None = None) -> int:
         os.write(sink_w, data)
         os.read(sink_r, 1 << 16)  # keep the pipe from filling; a reader does this too
 
+    def framed(event: dict[str, Any]) -> Callable[[], object]:
+        """The agent's EventWriter on MAX_FRAME copies of `event`: a frame's worth."""
+        writer = protocol.EventWriter(write)
+
+        def run() -> None:
+            for _ in range(messages.MAX_FRAME):
+                writer.event(event)
+            writer.flush()
+        return run
+
+    def frame_line(event: dict[str, Any]) -> bytes:
+        lines: list[bytes] = []
+        writer = protocol.EventWriter(lines.append)
+        for _ in range(messages.MAX_FRAME):
+            writer.event(event)
+        writer.flush()
+        return lines[0]
+
     sent_event = {"event": "sent", "run": run_id, "case": 7, "ok": True, "stage": None,
                   "errno": None, "bytes": len(body), "time_ns": time.time_ns(), "src": dst,
                   "icmp_possible": True, "digest": zlib.crc32(body), "stamp_ns": stamp}
@@ -88,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     received = listener.receive()
     arrival = decode_arrival(received)
     event = arrival_event(arrival)
-    arrival_line = protocol.encode(event)
-    sent_line = protocol.encode(sent_event)
+    sent_frame, arrival_frame = frame_line(sent_event), frame_line(event)
     case = Case(dst, 4, PROTOCOL, "hdp", 64, "loopback")
     state = CaseState(case, address=dst, sent=sent_event, arrivals=[event])
     observed = observation(state, run_id, 7)
@@ -109,14 +127,16 @@ def main(argv: list[str] | None = None) -> int:
          lambda: encode_probe(Probe(PayloadKind.HDP, probe_data(64), ProbeTag(run_id, 7)),
                               dst, dst), 1),
         ("agent", "sendto (RawSocket.send)", send_and_drain, 1),
-        ("agent", "sent event: JSON encode + write",
-         lambda: write(protocol.encode(dict(sent_event))), 1),
+        ("agent", "sent event, in a frame of 256 (EventWriter + write)",
+         framed(sent_event), messages.MAX_FRAME),
         ("agent", "recvmsg + ancillary (RawSocket.receive)", send_receive, 1),
         ("agent", "decode_arrival", lambda: decode_arrival(received), 1),
-        ("agent", "arrival event: build + JSON encode + write",
-         lambda: write(protocol.encode(arrival_event(arrival))), 1),
-        ("controller", "decode the two event lines (protocol.decode)",
-         lambda: (protocol.decode(sent_line), protocol.decode(arrival_line)), 1),
+        ("agent", "arrival event: build it (arrival_event)", lambda: arrival_event(arrival), 1),
+        ("agent", "arrival event, in a frame of 256 (EventWriter + write)", framed(event),
+         messages.MAX_FRAME),
+        ("controller", "the two events from their frames (protocol.decode_events)",
+         lambda: (protocol.decode_events(sent_frame), protocol.decode_events(arrival_frame)),
+         messages.MAX_FRAME),
         ("controller", "the delivery, compared with the probe as sent (observe.delivery)",
          lambda: delivery(event, sent_event, case, run_id, 7, dst), 1),
         ("controller", "Observation (observe.observation)",

@@ -23,7 +23,7 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +135,40 @@ def ssh_command(where: str) -> list[str]:
 Event = tuple["AgentClient", dict[str, Any]]
 
 
+class EventQueue:
+    """The events of one or more agents, in order: queue.Queue's `get`, `get_nowait` and
+    `put`, plus `put_many`, which hands a frame's events over in one lock."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Event] = collections.deque()
+        self._ready = threading.Condition(threading.Lock())
+
+    def put(self, item: Event) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def put_many(self, items: Iterable[Event]) -> None:
+        with self._ready:
+            self._items.extend(items)
+            self._ready.notify()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Event:
+        """The next event; queue.Empty when none came within `timeout` (or at once)."""
+        try:
+            return self._items.popleft()  # atomic: the lock is for waiting only
+        except IndexError:
+            if not block:
+                raise queue.Empty from None
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._items, timeout):
+                raise queue.Empty
+            return self._items.popleft()
+
+    def get_nowait(self) -> Event:
+        return self.get(block=False)
+
+
 class AgentClient:
     """A running agent: write requests, read its events from a (shareable) queue."""
 
@@ -142,7 +176,7 @@ class AgentClient:
 
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec
-        self.events: queue.Queue[Event] = queue.Queue()
+        self.events = EventQueue()
         self._events_lock = threading.Lock()
         self.ready: dict[str, Any] = {}
         self.process: subprocess.Popen[bytes] | None = None
@@ -163,7 +197,7 @@ class AgentClient:
         client._await_ready(timeout, require_raw)
         return client
 
-    def attach(self, events: queue.Queue[Event]) -> None:
+    def attach(self, events: EventQueue) -> None:
         """Deliver this agent's events to `events` from now on (shared by several agents)."""
         with self._events_lock:
             while True:
@@ -176,6 +210,10 @@ class AgentClient:
     def _put(self, event: dict[str, Any]) -> None:
         with self._events_lock:
             self.events.put((self, event))
+
+    def _put_many(self, events: list[dict[str, Any]]) -> None:
+        with self._events_lock:
+            self.events.put_many([(self, event) for event in events])
 
     def _launch(self) -> None:
         if self.spec.kind == "inprocess":
@@ -253,15 +291,18 @@ class AgentClient:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     break
+                events: list[dict[str, Any]] = []
                 for line in buffer.feed(chunk):
                     if line is None:
                         self._stderr.append(f"bad line from agent: longer than "
                                             f"{protocol.MAX_LINE} bytes")
                         continue
                     try:
-                        self._put(protocol.decode(line))
+                        events += protocol.decode_events(line)
                     except protocol.ProtocolError as exc:
                         self._stderr.append(f"bad line from agent: {exc}")
+                if events:  # what one read held, handed over at once
+                    self._put_many(events)
         except OSError as exc:
             self._stderr.append(f"reading from agent: {exc}")
         finally:

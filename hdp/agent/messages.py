@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypedDict
 
-from hdp.agent.schema import Invalid, Items, Message, Parsed, Range, Text, compile_checks
+from hdp.agent.schema import Invalid, Items, Message, Parsed, Range, Text, freeze_bounds
 from hdp.flow import Flow
 from hdp.selection import PROTOCOL_MAX, PROTOCOL_MIN
 
-VERSION = 2
+VERSION = 3  # 3: `sent` and `arrival` events come in frames (FRAMES)
 
 # Hard limits, for every caller: the agent runs as root and serves whoever may start it.
 MAX_PROBES = 4096  # probes in one `send` request (the engine splits larger batches)
@@ -400,7 +400,6 @@ REQUESTS: dict[str, type[Request]] = {cls.OP: cls for cls in (
     Listen, Icmp, Send, RawSockets, Stats, Drain, Close, Shutdown, UdpOpen, UdpSend, UdpRecv,
     UdpInfo, UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source,
     StreamOpen, StreamSend, StreamRecords, StreamClose)}
-compile_checks(*REQUESTS.values())
 
 Ident = Annotated[int, Range(0, MAX_HANDLE)]
 
@@ -492,6 +491,20 @@ EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 ANSWERS = frozenset(cls.ANSWER for cls in REQUESTS.values())
 
+# Frames: a run of stream events of one kind in one line, their fields as columns. A
+# frame holds events that have exactly its fields; each field is a JSON array with that
+# field of every event, in order, all as long as the frame (1..MAX_FRAME). The agent
+# writes `sent` and `arrival` events in frames; one of another shape (a refusal before
+# the probe was built, an arrival whose bytes are shown) goes alone, and every other
+# event (an answer, `icmp`, `error`) first ends the frame being built, so the order of
+# events is the order they happened. hdp.agent.protocol.decode_events gives them back.
+MAX_FRAME = 256
+FRAMES: dict[str, tuple[str, tuple[str, ...]]] = {  # frame -> (its events, their fields)
+    "sents": ("sent", EVENTS["sent"][0] + EVENTS["sent"][1]),
+    "arrivals": ("arrival", EVENTS["arrival"][0]),
+}
+EVENTS.update({frame: (fields, ()) for frame, (_, fields) in FRAMES.items()})
+
 
 class Ready(TypedDict):
     """The agent's first line."""
@@ -523,8 +536,15 @@ def event_problem(event: dict[str, Any]) -> str | None:
         return f"{kind} lacks {sorted(missing)}"
     if extra := keys - set(always) - set(sometimes):
         return f"{kind} has undefined {sorted(extra)}"
+    if kind in FRAMES:
+        lengths = {len(v) if type(v) is list else -1 for k, v in event.items() if k != "event"}
+        if len(lengths) != 1 or not 1 <= min(lengths) <= MAX_FRAME:
+            return f"{kind}: columns of lengths {sorted(lengths)}, not one of 1..{MAX_FRAME}"
     return None
 
 
-__all__ = ["EVENTS", "REQUESTS", "Invalid", "Request", "event_problem", "is_answer",
-           "parse_request", "request_json"]
+# Each class's checks compile on its first use, against the bounds as defined here.
+freeze_bounds(__name__, globals())
+
+__all__ = ["EVENTS", "FRAMES", "MAX_FRAME", "REQUESTS", "Invalid", "Request", "event_problem",
+           "is_answer", "parse_request", "request_json"]

@@ -7,7 +7,7 @@ process, ``sudo -n``, ``ip netns exec``, ``ssh``). This module is the only one t
 knows the encoding: a change of it (say, batched events) stays here.
 
 Start-up
-    The agent's first line is ``{"event": "ready", "version": 2, "pid": ..,
+    The agent's first line is ``{"event": "ready", "version": 3, "pid": ..,
     "platform": {..}, "raw": true|false, "raw_error": null|"EPERM ..",
     "caller": "root"|"user", "hdp": "/path/to/hdp"}``.
 
@@ -19,6 +19,15 @@ Requests
     ``counters``, ``sysctl``, ``source``, ``stream-open``, ``stream-send``,
     ``stream-records``, ``stream-close``: the fields, their bounds and the answer of each
     are the dataclasses of hdp.agent.messages, and every event's fields are its EVENTS.
+
+Frames
+    ``sent`` and ``arrival`` events come many to a line, their fields as columns:
+    ``{"event": "arrivals", "run": [7, 7], "case": [0, 1], ...}`` holds two arrivals,
+    each field an array with one value per event (at most MAX_FRAME). A frame holds
+    events with exactly its fields (messages.FRAMES); any other event ends the frame
+    before it goes out, and the agent sends what it holds before it waits for input, so
+    events keep their order and are never held back. `decode_events` gives the events of
+    a line. (Version 3; an agent of version 2 wrote every event alone.)
 
 Fields with more to them than their type
     ``capture-start`` ``flow``: the one exchange a capture keeps, ``{"protocol": 17,
@@ -106,16 +115,19 @@ Hostile input
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from hdp.agent import messages
 from hdp.agent.messages import VERSION, Invalid, Request
 
-__all__ = ["MAX_DEPTH", "MAX_LINE", "VERSION", "LineBuffer", "ProtocolError", "decode",
-           "decode_request", "encode", "encode_request"]
+__all__ = ["MAX_DEPTH", "MAX_LINE", "VERSION", "EventWriter", "LineBuffer", "ProtocolError",
+           "decode", "decode_events", "decode_request", "encode", "encode_request"]
 
 MAX_LINE = 16 << 20  # MAX_PROBES probes without data stay well below this (with
 # data, hdp.engine.send_requests splits a batch to fit)
@@ -141,6 +153,68 @@ def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
+class EventWriter:
+    """The agent's side of the events: `sent` and `arrival` events go out in frames of up
+    to MAX_FRAME (messages.FRAMES), every other event alone after the frame before it.
+
+    `write` is called with whole lines. The frame being built goes out when full, before
+    any other event, and on `flush`, which the agent calls before it waits for input:
+    an event is never held while the agent sleeps.
+    """
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+        self._frame: _Frame | None = None
+        self._rows: list[tuple[Any, ...]] = []
+
+    def event(self, event: dict[str, Any]) -> None:
+        frame = _FRAME_OF.get(event.get("event"))  # type: ignore[arg-type]
+        if frame is not None and event.keys() == frame.keys:
+            self.row(frame, frame.values(event))
+            return
+        self.flush()
+        self._write(encode(event))
+
+    def row(self, frame: _Frame, values: tuple[Any, ...]) -> None:
+        """One event of `frame`, as its fields' values in `frame.fields` order."""
+        if frame is not self._frame:
+            self.flush()
+            self._frame = frame
+        self._rows.append(values)
+        if len(self._rows) >= messages.MAX_FRAME:
+            self.flush()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._rows)
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        frame, rows = self._frame, self._rows
+        assert frame is not None
+        self._rows = []
+        columns = {"event": frame.name,
+                   **dict(zip(frame.fields, map(list, zip(*rows, strict=True)), strict=True))}
+        self._write(encode(columns))
+
+
+class _Frame:
+    """A frame of messages.FRAMES: its name, and the event and fields it holds."""
+
+    def __init__(self, name: str, event: str, fields: tuple[str, ...]) -> None:
+        self.name = name
+        self.event = event
+        self.fields = fields
+        self.keys = frozenset(("event", *fields))
+        self.values = operator.itemgetter(*fields)
+        self.row_keys = ("event", *fields)
+
+
+FRAME = {name: _Frame(name, event, fields) for name, (event, fields) in messages.FRAMES.items()}
+_FRAME_OF = {frame.event: frame for frame in FRAME.values()}
+
+
 def encode_request(ident: int, request: Request) -> bytes:
     return encode(messages.request_json(ident, request))
 
@@ -161,6 +235,29 @@ def decode(line: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError(f"expected a JSON object, got {type(message).__name__}")
     return message
+
+
+def decode_events(line: bytes) -> list[dict[str, Any]]:
+    """The events one line from an agent holds: a frame's, in order, or the one it is."""
+    message = decode(line)
+    frame = FRAME.get(message.get("event"))  # type: ignore[arg-type]
+    if frame is None:
+        return [message]
+    if message.keys() != frame.keys:
+        raise ProtocolError(f"{frame.name}: fields {sorted(message.keys() - {'event'})[:30]}"
+                            f" are not {', '.join(frame.fields)}")
+    columns = [message[name] for name in frame.fields]
+    if any(type(column) is not list for column in columns):
+        raise ProtocolError(f"{frame.name}: every field is an array")
+    count = len(columns[0])
+    if not 1 <= count <= messages.MAX_FRAME or any(len(c) != count for c in columns):
+        raise ProtocolError(f"{frame.name}: columns of lengths "
+                            f"{sorted({len(c) for c in columns})}, not one of "
+                            f"1..{messages.MAX_FRAME}")
+    keys = frame.row_keys
+    # Every column is `count` long (checked above); repeat() is as long as they are.
+    return [dict(zip(keys, row, strict=True))
+            for row in zip(itertools.repeat(frame.event, count), *columns, strict=True)]
 
 
 def decode_request(line: bytes) -> tuple[int | None, Request]:

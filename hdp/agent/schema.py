@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -136,15 +137,21 @@ def _json_type(value: Any) -> str:
 
 
 _COMPILED: dict[type, _Compiled] = {}
+_BOUNDS: dict[str, dict[str, Any]] = {}  # module -> its namespace when it was defined
+
+
+def freeze_bounds(module: str, namespace: dict[str, Any]) -> None:
+    """Read the bounds of `module`'s messages from `namespace` as it is now.
+
+    A bound names a module constant (``Range(0, MAX_CAPTURE_PACKETS)``). Checks are
+    compiled on a class's first use (compiling every class at import costs a start-up
+    12 ms), yet each is checked against the bounds the module was defined with, not
+    against whatever the constant holds when the first message of that kind comes."""
+    _BOUNDS[module] = dict(namespace)
 
 
 def compile_checks(*classes: type[Message]) -> None:
-    """Compile the checks of `classes` (and of the messages they hold) now.
-
-    A bound names a module constant (``Range(0, MAX_CAPTURE_PACKETS)``) that is read
-    when the checks are compiled: compiled at import, every request is checked against
-    the bounds the module was defined with, not against whatever the constant holds when
-    the first request of that kind happens to arrive."""
+    """Compile the checks of `classes` (and of the messages they hold) now."""
     for cls in classes:
         _compiled(cls)
 
@@ -152,7 +159,10 @@ def compile_checks(*classes: type[Message]) -> None:
 def _compiled(cls: type) -> _Compiled:
     spec = _COMPILED.get(cls)
     if spec is None:
-        hints = typing.get_type_hints(cls, include_extras=True)
+        frozen = _BOUNDS.get(cls.__module__)
+        # Names defined after the freeze (a later section of the module) come live.
+        names = None if frozen is None else {**vars(sys.modules[cls.__module__]), **frozen}
+        hints = typing.get_type_hints(cls, globalns=names, include_extras=True)
         fields = dataclasses.fields(cls)
         spec = _Compiled(
             checks={f.name: _checker(hints[f.name]) for f in fields},

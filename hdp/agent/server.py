@@ -8,6 +8,7 @@ who it is (hdp.agent.powers).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -84,6 +85,7 @@ class Agent:
         self.own = OwnFlows()
         self.selector = selectors.DefaultSelector()
         self.buffer = protocol.LineBuffer()
+        self.writer = protocol.EventWriter(self._write)
         self.listeners: dict[tuple[int, int], rawsock.RawSocket] = {}
         self.senders: dict[tuple[int, int, bool], rawsock.RawSocket | rawsock.OsRefusal] = {}
         self.icmp: dict[int, Any] = {}  # family -> IcmpWatch
@@ -108,7 +110,9 @@ class Agent:
         self.selector.register(source, selectors.EVENT_READ, callback)
 
     def emit(self, event: dict[str, Any]) -> None:
-        data = protocol.encode(event)
+        self.writer.event(event)
+
+    def _write(self, data: bytes) -> None:
         while data:
             written = os.write(self.out_fd, data)
             data = data[written:]
@@ -129,7 +133,12 @@ class Agent:
         self.selector.register(self.in_fd, selectors.EVENT_READ, None)
         try:
             while self.running:
-                for key, _ in self.selector.select():
+                # Frames fill while there is work; what is held goes out before a wait.
+                ready = self.selector.select(0) if self.writer.pending else []
+                if not ready:
+                    self.writer.flush()
+                    ready = self.selector.select()
+                for key, _ in ready:
                     if key.data is None:
                         self._read_requests()
                     else:
@@ -137,6 +146,8 @@ class Agent:
                     if not self.running:
                         break
         finally:
+            with contextlib.suppress(OSError):  # the controller may be gone already
+                self.writer.flush()
             self._close_all()
             self.ops.close()
             self.selector.close()

@@ -178,6 +178,8 @@ class FuzzedAgent:
         self.sent = 0
         self.kinds: Counter[str] = Counter()
         self.undefined: Counter[str] = Counter()  # events that break their definition
+        self.frames: Counter[str] = Counter()  # frames of events, by kind
+        self.framed = 0  # events that came in them
         self.ready: dict[str, Any] = {}
         self.stderr = b""
         self.changed = threading.Condition()
@@ -194,6 +196,13 @@ class FuzzedAgent:
             problem = messages.event_problem(event)
             if problem is not None:
                 self.undefined[problem] += 1
+            elif event.get("event") in messages.FRAMES:
+                # A frame is a run of events: each must match its definition too.
+                self.frames[event["event"]] += 1
+                for inner in protocol.decode_events(raw.rstrip(b"\n")):
+                    self.framed += 1
+                    if (problem := messages.event_problem(inner)) is not None:
+                        self.undefined[f"in a frame: {problem}"] += 1
             if event.get("event") == "ready":
                 with self.changed:
                     self.ready = event
@@ -275,7 +284,8 @@ def fuzzed(request: pytest.FixtureRequest) -> Iterator[FuzzedAgent]:
     sys.stderr.write(f"\nfuzz {request.param or 'root'}: {agent.sent} lines, "
                      f"{agent.answers} answers in "
                      f"{seconds:.1f} s ({agent.answers / max(seconds, 1e-9):,.0f}/s), "
-                     f"{agent.kinds['error']} errors\n")
+                     f"{agent.kinds['error']} errors; {agent.framed} events in "
+                     f"{sum(agent.frames.values())} frames {dict(agent.frames)}\n")
     assert alive
     assert not agent.undefined, agent.undefined.most_common(5)
 
@@ -298,3 +308,20 @@ def test_lines_past_every_limit_are_answered_too(fuzzed):
     deep = b"[" * 1_000_000 + b"]" * 1_000_000
     fuzzed.serve([over, deep, over + b"]" * 10, b'{"op":"stats","id":1}'])
     assert os.path.exists(f"/proc/{fuzzed.process.pid}")
+
+
+def test_runs_of_sent_and_arrival_events_come_in_frames_each_event_as_defined(fuzzed):
+    """600 probes to a listener of the agent's own: frames of both kinds, full ones
+    included, whose every event matches its definition (checked as they are read)."""
+    sents, arrivals = fuzzed.frames["sents"], fuzzed.frames["arrivals"]
+    framed = fuzzed.framed
+    probe = {"family": 4, "protocol": 253, "dst": "127.0.0.1", "size": 16}
+    fuzzed.serve([json.dumps({"op": "listen", "id": 1, "family": 4, "protocols": [253],
+                              "runs": [99]}).encode(),
+                  json.dumps({"op": "send", "id": 2, "run": 99,
+                              "probes": [{"case": i, **probe} for i in range(600)]}).encode(),
+                  b'{"op":"drain","id":3}', b'{"op":"close","id":4}'])
+    assert fuzzed.frames["sents"] - sents >= 3  # 600 sent events: 256 + 256 + 88 at most
+    assert fuzzed.frames["arrivals"] > arrivals
+    assert fuzzed.framed - framed >= 1200
+    assert not fuzzed.undefined, fuzzed.undefined.most_common(5)

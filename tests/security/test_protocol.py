@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from ipaddress import ip_address
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hdp.agent import messages, protocol
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec
@@ -102,6 +104,62 @@ def test_the_engine_splits_a_batch_whose_data_would_overrun_a_line(monkeypatch):
     assert [[p.case for p in s.probes] for s in engine.send_requests(7, probes)] == \
         [[0, 1], [2, 3], [4], [5]]
     assert engine.SEND_DATA < protocol.MAX_LINE
+
+
+def _sent(case: int, **changes: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "event": "sent", "run": 7, "case": case, "ok": True, "stage": None, "errno": None,
+        "bytes": 96, "time_ns": 1 << 60, "src": "127.0.0.1", "icmp_possible": True,
+        "digest": case * 3, "stamp_ns": None}
+    event.update(changes)
+    return event
+
+
+def test_events_come_back_from_their_frames_in_order_whatever_their_shape():
+    lines: list[bytes] = []
+    writer = protocol.EventWriter(lines.append)
+    refused = {k: v for k, v in _sent(1, ok=False, stage="socket", errno="EPERM").items()
+               if k not in ("icmp_possible", "digest", "stamp_ns")}
+    events = [_sent(i) for i in range(300)] + [refused, _sent(301),
+                                              {"event": "send-done", "id": 4}, _sent(302)]
+    for event in events:
+        writer.event(event)
+    assert writer.pending
+    writer.flush()
+    assert not writer.pending
+    # a full frame, the rest of the run, the odd one alone, a frame of one, the answer,
+    # and the last, flushed
+    assert [json.loads(line)["event"] for line in lines] == \
+        ["sents", "sents", "sent", "sents", "send-done", "sents"]
+    assert [e for line in lines for e in protocol.decode_events(line)] == events
+    assert all(messages.event_problem(json.loads(line)) is None for line in lines)
+
+
+frame_values = st.none() | st.booleans() | st.integers() | st.text(max_size=4) | \
+    st.lists(st.integers(), max_size=3)
+
+
+@given(name=st.sampled_from(sorted(messages.FRAMES)), count=st.integers(0, 300),
+       drop=st.booleans(), extra=st.booleans(), ragged=st.booleans(), value=frame_values)
+def test_a_hostile_frame_gives_its_events_as_defined_or_one_protocol_error(
+        name, count, drop, extra, ragged, value):
+    """An agent on another host may write anything: a frame either gives `count` events
+    with exactly the fields of their kind, or is refused as a whole."""
+    kind, fields = messages.FRAMES[name]
+    frame: dict[str, object] = {"event": name, **{f: [value] * count for f in fields}}
+    if drop:
+        del frame[fields[count % len(fields)]]
+    if extra:
+        frame["bytes" if kind == "arrival" and count % 2 else "x"] = [value] * count
+    if ragged:
+        frame[fields[-1]] = [value] * (count + 1)
+    try:
+        events = protocol.decode_events(json.dumps(frame).encode())
+    except protocol.ProtocolError:
+        assert drop or extra or ragged or not 1 <= count <= messages.MAX_FRAME
+        return
+    assert not (drop or extra or ragged) and len(events) == count
+    assert all(e.keys() == {"event", *fields} and e["event"] == kind for e in events)
 
 
 def test_an_overlong_line_is_dropped_as_it_arrives():
