@@ -23,11 +23,13 @@ from hdp.agent import messages, protocol
 from hdp.agent.launch import AgentClient, AgentError, EventQueue
 from hdp.batch_state import BatchState
 from hdp.case import Case, IcmpReport, Observation
+from hdp.gcpause import collection_paused
 from hdp.observe import CaseState, listen_protocol, observation
 
 ACK_TIMEOUT = 10.0
 ICMP_TIME = 60.0  # s an ICMP-only batch may spend asking (hdp.icmp_budget); --patient: more
 SEND_DATA = protocol.MAX_LINE // 2  # hex of probe data in one `send` request
+STREAM = frozenset(("sent", "arrival", "icmp"))  # events about a case, not answers
 
 
 @dataclass
@@ -48,23 +50,32 @@ class BatchResult:
     foreign_sockets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def send_requests(run: int, probes: Sequence[messages.ProbeSpec]) -> list[messages.Send]:
+def send_requests(run: int, probes: Sequence[messages.ProbeRow], *,
+                  columns: bool = True) -> list[messages.Send]:
     """`probes` as the `send` requests an agent takes: at most MAX_PROBES each, and their
-    own data (hex) at most SEND_DATA, so a batch of large probes stays below MAX_LINE."""
+    own data (hex) at most SEND_DATA, so a batch of large probes stays below MAX_LINE.
+    `columns`: field by field (protocol 3), else one ProbeSpec each (an older agent)."""
     sends: list[messages.Send] = []
-    batch: list[messages.ProbeSpec] = []
+    batch: list[messages.ProbeRow] = []
     volume = 0
+
+    def flush() -> None:
+        if columns:
+            sends.append(messages.Send(run=run, columns=messages.Probes.of(batch)))
+        else:
+            sends.append(messages.Send(run=run, probes=tuple(
+                messages.ProbeSpec(*probe) for probe in batch)))
+
     for probe in probes:
         size = len(probe.data or "")
         if batch and (len(batch) == messages.MAX_PROBES or volume + size > SEND_DATA):
-            sends.append(messages.Send(run=run, probes=tuple(batch)))
+            flush()
             batch, volume = [], 0
         batch.append(probe)
         volume += size
     if batch:
-        sends.append(messages.Send(run=run, probes=tuple(batch)))
+        flush()
     return sends
-
 
 
 class Engine:
@@ -92,9 +103,16 @@ class Engine:
         ICMP-only cases (no listener on the target) are asked at the pace the target's
         ICMP budget allows, again where an answer may have been withheld, for at most
         `icmp_time` seconds and `max_asks` times each (hdp.icmp_budget)."""
+        with collection_paused():
+            return self._run(cases, timeout, icmp, progress, started, icmp_time, max_asks)
+
+    def _run(self, cases: Sequence[Case], timeout: float, icmp: bool,
+             progress: Callable[[int, int], None] | None,
+             started: Callable[[int], None] | None, icmp_time: float,
+             max_asks: int) -> BatchResult:
         began = time.monotonic()
         run = BatchState(random.getrandbits(32), [CaseState(case) for case in cases], timeout,
-                   icmp_time, max_asks)
+                         icmp_time, max_asks)
         result = BatchResult([], run.run_id)
         try:
             self._prepare(run, icmp)
@@ -127,13 +145,17 @@ class Engine:
     def _prepare(self, run: BatchState, icmp: bool) -> None:
         wanted: dict[tuple[AgentClient, int], set[int]] = defaultdict(set)
         families: set[int] = set()
+        resolved: dict[tuple[str, int], tuple[str | None, str | None]] = {}
         for state in run.states:
             case = state.case
             known = self.addresses.get(case.target, {}).get(case.family)
             if known is not None:
                 state.address = known
             else:
-                state.address, state.resolve_errno = resolve(case.target, case.family)
+                where = (case.target, case.family)  # one lookup a target and family
+                if where not in resolved:
+                    resolved[where] = resolve(case.target, case.family)
+                state.address, state.resolve_errno = resolved[where]
             state.listener = self.listeners.get(case.target)
             families.add(case.family)
             proto = listen_protocol(case.family, case.protocol)
@@ -195,7 +217,7 @@ class Engine:
                     and is_loopback(address)]
             run.pacers[address] = icmp_budget.Pacer(
                 indices, run.icmp_time, run.timeout, run.max_asks, began=now, once=once)
-        for send in send_requests(run.run_id, direct):
+        for send in send_requests(run.run_id, direct, columns=self._columns()):
             run.direct_sends.add(self.sender.request(send))
         self._watch_foreign(run)
         if started is not None:
@@ -219,10 +241,11 @@ class Engine:
             if run.deadline is not None:
                 wake = min(wake, run.deadline)
             try:
-                agent, event = self.events.get(timeout=max(0.0, wake - time.monotonic()))
+                events = self.events.get_all(timeout=max(0.0, wake - time.monotonic()))
             except queue.Empty:
                 continue
-            self._handle(run, agent, event, progress)
+            for agent, event in events:  # all that came: the checks above once a batch
+                self._handle(run, agent, event, progress)
 
     def _finished(self, run: BatchState) -> bool:
         """Whether the batch is over: every pacer done, every direct case settled (or its
@@ -239,7 +262,7 @@ class Engine:
         return False
 
     def _ask(self, run: BatchState, address: str, pacer: icmp_budget.Pacer,
-             probes: Mapping[int, messages.ProbeSpec], now: float) -> None:
+             probes: Mapping[int, messages.ProbeRow], now: float) -> None:
         """Send the pacer's next round for `address`, and look for foreign sockets."""
         asked = pacer.start_round(now)
         if not asked:
@@ -247,7 +270,8 @@ class Engine:
         try:
             # A round is one request unless its probes' data overruns a line: it is sent
             # once the last of its requests is done (see _handle).
-            for send in send_requests(run.run_id, [probes[i] for i in asked]):
+            for send in send_requests(run.run_id, [probes[i] for i in asked],
+                                      columns=self._columns()):
                 run.rounds[self.sender.request(send)] = pacer
         except AgentError:
             # Gone since the last round, its `exit` not read yet: what it never sent, and
@@ -261,6 +285,9 @@ class Engine:
     def _handle(self, run: BatchState, agent: AgentClient, event: dict[str, Any],
                 progress: Callable[[int, int], None] | None) -> None:
         kind = event.get("event")
+        if kind in STREAM:  # thousands a batch: first
+            self._evidence(run, agent, event, progress)
+            return
         ident = event.get("id")
         if run.draining and ident in run.draining and kind in ("drained", "error"):
             del run.draining[ident]  # an agent without `drain` answers an error
@@ -289,26 +316,29 @@ class Engine:
                                   if not s.header_included and not s.resolved)
             if progress is not None:
                 progress(run.done, len(run.states))
-        else:
-            # Counted per event, not recounted: a batch has thousands of each.
-            index = self._index_of(event, run)
-            if index is None:
-                if kind == "error" and agent is self.sender:
-                    self._sender_error(event, run.states)
-                return
-            state = run.states[index]
-            was_resolved = state.resolved
-            self._record(event, state, agent, run, index)
-            if state.resolved and not was_resolved:
-                run.done += 1
-                run.direct_open -= not state.header_included
-                if run.deadline is not None and not state.header_included:
-                    # The agent reads a batch's arrivals only after it has sent the
-                    # whole batch: wait `timeout` after the latest evidence, not after
-                    # send-done, while evidence is still coming in.
-                    run.deadline = max(run.deadline, time.monotonic() + run.timeout)
-                if progress is not None:
-                    progress(run.done, len(run.states))
+        elif kind == "error" and agent is self.sender:
+            self._sender_error(event, run.states)
+
+    def _evidence(self, run: BatchState, agent: AgentClient, event: dict[str, Any],
+                  progress: Callable[[int, int], None] | None) -> None:
+        """A `sent`, `arrival` or `icmp` event: recorded with its case, and counted as it
+        settles the case (counted per event, not recounted: a batch has thousands)."""
+        index = self._index_of(event, run)
+        if index is None:
+            return
+        state = run.states[index]
+        was_resolved = state.resolved
+        self._record(event, state, agent, run, index)
+        if state.resolved and not was_resolved:
+            run.done += 1
+            run.direct_open -= not state.header_included
+            if run.deadline is not None and not state.header_included:
+                # The agent reads a batch's arrivals only after it has sent the
+                # whole batch: wait `timeout` after the latest evidence, not after
+                # send-done, while evidence is still coming in.
+                run.deadline = max(run.deadline, time.monotonic() + run.timeout)
+            if progress is not None:
+                progress(run.done, len(run.states))
 
     def _watch_foreign(self, run: BatchState) -> None:
         """Ask the sender which other raw sockets of the probed protocols are open, where
@@ -337,13 +367,18 @@ class Engine:
                 asked[agent.request(messages.Drain())] = agent
         return asked
 
-    def _probe(self, index: int, state: CaseState) -> messages.ProbeSpec:
+    @staticmethod
+    def _probe(index: int, state: CaseState) -> messages.ProbeRow:
         case = state.case
-        return messages.ProbeSpec(
-            case=index, family=case.family, protocol=case.protocol,  # type: ignore[arg-type]
-            dst=str(state.address), payload=case.payload,  # type: ignore[arg-type]
-            size=case.size, header_included=state.header_included, ident=index + 1,
-            df=case.df, tos=case.tos, ttl=case.ttl, data=case.data)
+        return messages.ProbeRow(index, case.family, case.protocol,  # type: ignore[arg-type]
+                                 str(state.address), case.payload,  # type: ignore[arg-type]
+                                 case.size, state.header_included, index + 1, case.tos,
+                                 case.df, case.ttl, case.data)
+
+    def _columns(self) -> bool:
+        """Whether the sender takes a `send`'s probes as columns (protocol 3 on)."""
+        version = self.sender.ready.get("version")
+        return not isinstance(version, int) or version >= 3
 
     def _index_of(self, event: dict[str, Any], run: BatchState) -> int | None:
         """The case an event is about, by its tag (or, for bare ICMP quotes, its ident)."""

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from hdp.errors import PrivilegeError
-from hdp.osnet import current, unavailable
+from hdp.osnet import OsNet, current, unavailable
 
 IPPROTO_RAW = 255
 IPPROTO_ICMPV6 = 58
@@ -192,7 +192,7 @@ class RawSocket:
             payload = bsd_header_order(payload)
         started = time.time_ns()
         try:
-            sent = self.sock.sendto(payload, _sockaddr(self.family, dst))
+            sent = self.sock.sendto(payload, sockaddr(self.family, dst))
         except OSError as exc:
             return SendResult(False, 0, started, OsRefusal.from_errno(exc.errno or errno.EIO))
         return SendResult(True, sent, started)
@@ -204,40 +204,80 @@ class RawSocket:
 
     def receive(self) -> Received:
         """One packet; call when the socket is readable (it blocks otherwise)."""
-        table = current()
         data, ancillary, flags, address = self.sock.recvmsg(MAX_PACKET, 512)
-        kernel_time: int | None = None
+        return Received(self.family, self.protocol, data, address[0], *read_ancillary(ancillary),
+                        truncated=bool(flags & _kinds_now().msg_trunc))
+
+    def receive_into(self, buffer: bytearray) -> tuple[int, str, Ancillary, bool]:
+        """One packet into `buffer` (at least MAX_PACKET bytes): its length, source, what
+        the kernel said of it (as Received holds it), and whether it was cut short."""
+        length, ancillary, flags, address = self.sock.recvmsg_into([buffer], 512)
+        return length, address[0], read_ancillary(ancillary), \
+            bool(flags & _kinds_now().msg_trunc)
+
+
+# What the kernel says of a received packet, in Received's order: dst, hop_limit,
+# traffic_class, kernel_time_ns, drops.
+Ancillary = tuple[str | None, int | None, int | None, int | None, int | None]
+
+
+class _Kinds:
+    """The control-message numbers of one OS table, looked up once per packet at most."""
+
+    def __init__(self, table: OsNet) -> None:
+        self.table = table
+        self.sol_socket = table.sol_socket
+        self.stamp_ns = table.timestamp_ns.name if table.timestamp_ns is not None else None
+        self.stamp = table.scm_timestamp
+        self.overflow = table.rxq_ovfl.name if table.rxq_ovfl is not None else None
         # Linux sends the drop counter only once it is non-zero.
-        drops: int | None = 0 if table.rxq_ovfl is not None else None
-        hop_limit: int | None = None
-        tclass: int | None = None
-        dst: str | None = None
-        stamp_ns = table.timestamp_ns.name if table.timestamp_ns is not None else None
-        overflow = table.rxq_ovfl.name if table.rxq_ovfl is not None else None
-        for level, kind, value in ancillary:
-            if level == table.sol_socket:
-                if kind == stamp_ns and len(value) >= 16:
-                    sec, nsec = struct.unpack_from("@qq", value)
-                    kernel_time = sec * 1_000_000_000 + nsec
-                elif kind == table.scm_timestamp and len(value) >= 12:
-                    # struct timeval: a long, then microseconds (a long on Linux, an int
-                    # on macOS); either way the first four bytes of a little-endian one.
-                    sec, usec = struct.unpack_from("@qi", value)
-                    kernel_time = sec * 1_000_000_000 + usec * 1000
-                elif kind == overflow and len(value) >= 4:
-                    (drops,) = struct.unpack_from("@I", value)
-            elif level == socket.IPPROTO_IPV6:
-                if kind == socket.IPV6_HOPLIMIT and len(value) >= 4:
-                    (hop_limit,) = struct.unpack_from("@i", value)
-                elif kind == socket.IPV6_TCLASS and len(value) >= 4:
-                    (tclass,) = struct.unpack_from("@i", value)
-                elif kind == socket.IPV6_PKTINFO and len(value) >= 16:
-                    dst = socket.inet_ntop(socket.AF_INET6, value[:16])
-        return Received(
-            family=self.family, socket_protocol=self.protocol, data=data, src=address[0],
-            dst=dst, hop_limit=hop_limit, traffic_class=tclass, kernel_time_ns=kernel_time,
-            drops=drops, truncated=bool(flags & socket.MSG_TRUNC),
-        )
+        self.no_drops: int | None = 0 if table.rxq_ovfl is not None else None
+        self.msg_trunc = int(socket.MSG_TRUNC)  # an int: the IntFlag's & costs a microsecond
+
+
+_kinds: _Kinds | None = None
+
+
+def _kinds_now() -> _Kinds:
+    global _kinds
+    kinds = _kinds
+    if kinds is None or kinds.table is not current():  # a test model may swap the table
+        kinds = _kinds = _Kinds(current())
+    return kinds
+
+
+def read_ancillary(ancillary: list[tuple[int, int, bytes]]) -> Ancillary:
+    """The destination, hop limit and traffic class (IPv6), the kernel's receive time and
+    the socket's drop count, from the ancillary data of recvmsg."""
+    kinds = _kinds_now()
+    kernel_time: int | None = None
+    drops = kinds.no_drops
+    hop_limit: int | None = None
+    tclass: int | None = None
+    dst: str | None = None
+    for level, kind, value in ancillary:
+        if level == kinds.sol_socket:
+            if kind == kinds.stamp_ns and len(value) >= 16:
+                sec, nsec = _TIMESPEC.unpack_from(value)
+                kernel_time = sec * 1_000_000_000 + nsec
+            elif kind == kinds.stamp and len(value) >= 12:
+                # struct timeval: a long, then microseconds (a long on Linux, an int
+                # on macOS); either way the first four bytes of a little-endian one.
+                sec, usec = struct.unpack_from("@qi", value)
+                kernel_time = sec * 1_000_000_000 + usec * 1000
+            elif kind == kinds.overflow and len(value) >= 4:
+                (drops,) = struct.unpack_from("@I", value)
+        elif level == socket.IPPROTO_IPV6:
+            if kind == socket.IPV6_HOPLIMIT and len(value) >= 4:
+                (hop_limit,) = struct.unpack_from("@i", value)
+            elif kind == socket.IPV6_TCLASS and len(value) >= 4:
+                (tclass,) = struct.unpack_from("@i", value)
+            elif kind == socket.IPV6_PKTINFO and len(value) >= 16:
+                dst = socket.inet_ntop(socket.AF_INET6, value[:16])
+    return dst, hop_limit, tclass, kernel_time, drops
+
+
+_TIMESPEC = struct.Struct("@qq")
 
 
 def socket_drops(sock: socket.socket) -> int | None:
@@ -288,7 +328,7 @@ def _no_kernel_checksum(sock: socket.socket, protocol: int) -> int | None:
     return offset if offset >= 0 else None
 
 
-def _sockaddr(family: int, dst: str) -> tuple[str, int] | tuple[str, int, int, int]:
+def sockaddr(family: int, dst: str) -> tuple[str, int] | tuple[str, int, int, int]:
     if family == 4:
         return (dst, 0)
     # ADDRESS%ZONE: sendto() does not parse the zone; it goes in as the scope id.

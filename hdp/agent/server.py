@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import platform
 import select
 import selectors
 import sys
@@ -22,16 +23,20 @@ from typing import Any
 
 from hdp import rawsock
 from hdp.agent import messages, protocol, sending
-from hdp.agent.messages import ProbeSpec
+from hdp.agent.fastpath import Templates, arrival_row, plain
+from hdp.agent.messages import ProbeRow, ProbeSpec
 from hdp.agent.powers import Caller, OwnFlows
 from hdp.agent.socket_ops import SocketOps
 from hdp.arrival import Arrival, decode_arrival
 from hdp.errors import PrivilegeError
 from hdp.host import platform_info
 from hdp.probe import PayloadKind, Probe, encode_probe, probe_data
+from hdp.wire import ipv4
 from hdp.wire.hdp import ProbeTag
 
 DRAIN_LIMIT = 1 << 16  # packets one drain reads at most, so a flood cannot hold it
+BURST = 64  # packets read from one socket at a time
+ARRIVALS, SENTS = protocol.FRAME["arrivals"], protocol.FRAME["sents"]
 # The bytes that open each carrier, outside the tag's CRC: HDP's ports and timestamp, the
 # UDP header. An arrival reports them as they came, so the controller can name a rewrite.
 _HEAD = {"hdp": 12, "udp": 8, "raw": 0}
@@ -86,6 +91,12 @@ class Agent:
         self.selector = selectors.DefaultSelector()
         self.buffer = protocol.LineBuffer()
         self.writer = protocol.EventWriter(self._write)
+        self.templates = Templates()
+        self._packet = bytearray(rawsock.MAX_PACKET)  # what _on_packet reads into
+        # Where received IPv4 headers are laid out as sent (not BSD's), a packet of ours
+        # takes the fast path (hdp.agent.fastpath).
+        self._as_sent = ipv4.raw_quirk_for(platform.system(),
+                                           platform.release()) is ipv4.RawQuirk.NONE
         self.listeners: dict[tuple[int, int], rawsock.RawSocket] = {}
         self.senders: dict[tuple[int, int, bool], rawsock.RawSocket | rawsock.OsRefusal] = {}
         self.icmp: dict[int, Any] = {}  # family -> IcmpWatch
@@ -232,14 +243,37 @@ class Agent:
                                    lambda w=watch: self._on_icmp(w))
         self._answer(ident, request, family=family, ok=True, errno=None)
 
-    def _on_packet(self, raw: rawsock.RawSocket) -> None:
+    def _on_packet(self, raw: rawsock.RawSocket) -> int:
+        """Read up to BURST packets `raw` holds (a busy socket does not starve requests);
+        how many were read."""
         # A drain earlier in the same select() batch may have read the packet this
         # readiness was about: the socket is non-blocking, so that is no hang.
-        try:
-            received = raw.receive()
-        except BlockingIOError:
-            return
-        arrival = decode_arrival(received)
+        if not self._as_sent:  # a header laid out otherwise (BSD): the general path only
+            try:
+                self._arrived(decode_arrival(raw.receive()))
+            except BlockingIOError:
+                return 0
+            return 1
+        buffer, runs = self._packet, self.runs
+        for read in range(BURST):
+            try:
+                length, src, details, truncated = raw.receive_into(buffer)
+            except BlockingIOError:
+                return read
+            row = arrival_row(buffer, length, raw.family, raw.protocol, src, *details[:4],
+                              truncated)
+            if row is None:
+                self._arrived(decode_arrival(rawsock.Received(
+                    raw.family, raw.protocol, bytes(buffer[:length]), src, *details,
+                    truncated)))
+            elif row[0] in runs:
+                self.arrivals += 1
+                self.writer.row(ARRIVALS, row)
+            else:
+                self.foreign += 1
+        return BURST
+
+    def _arrived(self, arrival: Arrival) -> None:
         if arrival.tag is None or arrival.tag.run_id not in self.runs:
             self.foreign += 1
             return
@@ -260,9 +294,24 @@ class Agent:
         self.emit(event)
 
     def _send(self, ident: int | None, request: messages.Send) -> None:
+        run = request.run
         for probe in request.probes:
-            self.emit(self._send_one(request.run, probe))
+            self.emit(self._send_one(run, probe))
+        if request.columns is not None:
+            self.own.runs.add(run)
+            for row in request.columns.rows():
+                self._send_row(run, row)
         self._answer(ident, request)
+
+    def _send_row(self, run: int, row: ProbeRow) -> None:
+        """A probe of a `send`'s columns: a plain one from a template, if its socket is
+        open and its source known, any other as `_send_one` sends it."""
+        sender = self.senders.get((row.family, row.protocol, False)) if plain(row) else None
+        source = self._sources.get((row.family, row.dst))
+        if isinstance(sender, rawsock.RawSocket) and source is not None:
+            self.writer.row(SENTS, self.templates.send(sender, run, row, source))
+        else:
+            self.emit(self._send_one(run, ProbeSpec(*row)))
 
     def _send_one(self, run: int, probe: ProbeSpec) -> dict[str, Any]:
         event: dict[str, Any] = {"event": "sent", "run": run, "case": probe.case, "ok": False,
@@ -354,8 +403,7 @@ class Agent:
             if not ready:
                 break
             for raw in ready:
-                self._on_packet(raw)
-            read += len(ready)
+                read += max(1, self._on_packet(raw))
 
     def _close(self, ident: int | None, request: messages.Close) -> None:
         # What is still queued was received, not dropped: report it before counting, so

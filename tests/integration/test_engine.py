@@ -113,27 +113,35 @@ def test_agent_in_a_network_namespace(netns, family):
 
 
 def test_listener_agent_killed_mid_sweep_still_yields_every_outcome(agent):
-    """The listener dies after the first delivery: every case still gets one outcome."""
+    """One target's listener dies after another target's first delivery, before it read
+    its own (stopped once the probes are on their way): every case gets one outcome."""
     listener = AgentClient.start(AgentSpec.parse("child"))
     assert listener.process is not None
+    pid = listener.process.pid
     killed = []
 
     def kill_on_first_progress(done: int, total: int) -> None:
         if not killed:
-            os.kill(listener.process.pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
             killed.append(done)
 
-    cases = [Case("127.0.0.1", 4, p) for p in range(1, 256)]
+    lost, heard = "127.0.0.1", "127.0.0.2"  # the second heard by the sender's own agent
+    cases = [Case(target, 4, p) for target in (lost, heard) for p in range(1, 256)]
     try:
-        result = Engine(agent, {"127.0.0.1": listener}).run(
-            cases, timeout=1.0, icmp=False, progress=kill_on_first_progress)
+        result = Engine(agent, {lost: listener, heard: agent}).run(
+            cases, timeout=1.0, icmp=False, progress=kill_on_first_progress,
+            started=lambda count: os.kill(pid, signal.SIGSTOP))
     finally:
+        if not killed:
+            os.kill(pid, signal.SIGCONT)
         listener.close()
     assert killed, "the sweep never reported progress"
     assert len(result.observations) == len(cases)
-    outcomes = [judge(o).outcome for o in result.observations]
-    assert Outcome.ERROR in outcomes  # our listener died: no verdict about the probe
-    assert set(outcomes) <= {Outcome.DELIVERED, Outcome.ERROR}
+    outcomes = {target: {judge(o).outcome for o in result.observations
+                         if o.case.target == target} for target in (lost, heard)}
+    assert outcomes[heard] == {Outcome.DELIVERED}
+    assert Outcome.ERROR in outcomes[lost]  # our listener died: no verdict about the probe
+    assert outcomes[lost] <= {Outcome.DELIVERED, Outcome.ERROR}
     broken = [o for o in result.observations if judge(o).outcome is Outcome.ERROR]
     assert all("listener lost" in (o.note or "") for o in broken)
     assert any("exited during the run" in why for why in result.broken)

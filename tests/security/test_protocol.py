@@ -98,11 +98,14 @@ def test_the_engine_splits_a_batch_whose_data_would_overrun_a_line(monkeypatch):
     from hdp import engine
 
     monkeypatch.setattr(engine, "SEND_DATA", 10)
-    probes = [messages.ProbeSpec(case=i, family=4, protocol=253, dst="127.0.0.1",
-                                 data="ab" * n) for i, n in enumerate((2, 3, 1, 4, 5, 1))]
+    probes = [messages.ProbeRow(i, 4, 253, "127.0.0.1", data="ab" * n)
+              for i, n in enumerate((2, 3, 1, 4, 5, 1))]
     # hex characters 4 + 6, then 2 + 8, then 10: a probe that would overrun starts the next
-    assert [[p.case for p in s.probes] for s in engine.send_requests(7, probes)] == \
-        [[0, 1], [2, 3], [4], [5]]
+    sends = engine.send_requests(7, probes)
+    assert [list(s.columns.case) for s in sends if s.columns] == [[0, 1], [2, 3], [4], [5]]
+    older = engine.send_requests(7, probes, columns=False)  # an agent of protocol 2
+    assert [[p.case for p in s.probes] for s in older] == [[0, 1], [2, 3], [4], [5]]
+    assert [p for s in older for p in s.probes] == [messages.ProbeSpec(*p) for p in probes]
     assert engine.SEND_DATA < protocol.MAX_LINE
 
 
@@ -289,7 +292,7 @@ def test_the_engine_splits_a_batch_over_the_probe_limit(monkeypatch):
 
     def counting(request: messages.Request) -> int:
         if isinstance(request, messages.Send):
-            sends.append(len(request.probes))
+            sends.append(len(request.probes) + len(request.columns or ()))
         return original(request)
 
     monkeypatch.setattr(agent, "request", counting)
@@ -358,3 +361,51 @@ def test_a_flow_the_caller_chose_does_not_widen_what_a_non_root_caller_sees(rest
     finally:
         root.agent.close()
     assert _exchange_under_a_broad_flow(restricted, here) == set()
+
+
+_scalars = st.none() | st.booleans() | st.integers(-5, 70000) | st.sampled_from(
+    [4, 6, 17, 136, "hdp", "udp", "raw", "127.0.0.1", "::1", "0g", "x" * 70, 1 << 40, 2.0])
+
+
+@given(name=st.sampled_from([n for n in messages.ProbeRow._fields]),
+       values=st.lists(_scalars, max_size=6) | st.lists(st.lists(_scalars), max_size=2))
+def test_a_probe_column_is_checked_as_each_of_its_values_would_be(name, values):
+    """Columns are checked at C speed: the same values pass, and the same refusal (with
+    the index of the value) comes back, as when each value is checked alone."""
+    from hdp.agent import schema
+
+    column = schema._compiled(messages.Probes).checks[name]
+    one = schema._compiled(messages.ProbeSpec).checks[name]
+    try:
+        got = column(values)
+    except messages.Invalid as exc:
+        refusal = str(exc)
+        assert refusal.startswith("[")
+        index = int(refusal[1:refusal.index("]")])
+        with pytest.raises(messages.Invalid):
+            one(values[index])
+        assert all(_passes(one, v) for v in values[:index])
+        return
+    assert got == tuple(one(v) for v in values)
+
+
+def _passes(check, value) -> bool:
+    try:
+        check(value)
+    except messages.Invalid:
+        return False
+    return True
+
+
+def test_a_send_of_columns_is_refused_whole_when_they_disagree():
+    line = (b'{"op":"send","id":3,"run":1,"columns":{"case":[1,2],"family":[4,4],'
+            b'"protocol":[253],"dst":["127.0.0.1","127.0.0.1"]}}')
+    with pytest.raises(protocol.ProtocolError, match=r"columns\.protocol: 1 values, for 2"):
+        protocol.decode_request(line)
+    many = {"case": list(range(3000)), "family": [4] * 3000, "protocol": [253] * 3000,
+            "dst": ["127.0.0.1"] * 3000}
+    probes = [{"case": 0, "family": 4, "protocol": 253, "dst": "127.0.0.1"}] * 1100
+    line = json.dumps({"op": "send", "id": 4, "run": 1, "columns": many,
+                       "probes": probes}).encode()
+    with pytest.raises(protocol.ProtocolError, match="4100 probes are over the limit of 4096"):
+        protocol.decode_request(line)
