@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable
@@ -118,17 +119,30 @@ def report_of_entries(entries: Iterable[dict[str, Any]], *,
     """The document around case entries already made (e.g. carried from xdist workers)."""
     report: dict[str, Any] = {"schema": SCHEMA,
                               "platform": dict(platform_info() if platform is None else platform),
-                              "cases": sorted(entries, key=_sort_key)}
+                              "cases": _sorted(entries)}
     if meta is not None:
         report["meta"] = dict(meta)
     return report
 
 
+def _sorted(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """DESIGN's order, each target's vantage points apart (none first), then everything
+    else, so that the order is total (duplicate cases too). The whole entry's JSON text
+    is made only for entries that tie on the rest: sorting by it within each run of
+    ties after a stable sort is sorting by both."""
+    ordered = sorted(entries, key=_sort_key)
+    result: list[dict[str, Any]] = []
+    for _, tied in itertools.groupby(ordered, key=_sort_key):
+        group = list(tied)
+        if len(group) > 1:
+            group.sort(key=lambda entry: json.dumps(entry, sort_keys=True))
+        result += group
+    return result
+
+
 def _sort_key(entry: dict[str, Any]) -> tuple[Any, ...]:
-    # DESIGN's order, each target's vantage points apart (none first), then everything
-    # else, so that the order is total (duplicate cases too).
     return (entry["target"], _vantage_key(entry), entry["family"], entry["protocol"],
-            entry["payload"], entry["size"], entry["path"], json.dumps(entry, sort_keys=True))
+            entry["payload"], entry["size"], entry["path"])
 
 
 def _vantage_key(entry: dict[str, Any]) -> tuple[int, str]:

@@ -17,6 +17,7 @@ from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.case import Case
 from hdp.engine import BatchResult
 from hdp.errors import HdpError, UsageError
+from hdp.gcpause import collection_paused
 from hdp.report import (
     CaseResult,
     build_report,
@@ -142,6 +143,12 @@ def run_sweep(plan: SweepPlan, progress: ProgressBar | None = None
             agent.close()
     ready = agents[0].ready if agents else {}
     result = _combined(batches)
+    with collection_paused():
+        return _report(result, ready, agents), result
+
+
+def _report(result: BatchResult, ready: dict[str, Any], agents: list[AgentClient]
+            ) -> dict[str, Any]:
     results = [CaseResult(o.case, o, judge(o)) for o in result.observations]
     meta = {"run_id": f"{result.run_id:08x}", "seconds": round(result.seconds, 3),
             "interrupted": result.interrupted, "unaccounted": result.unaccounted,
@@ -155,7 +162,7 @@ def run_sweep(plan: SweepPlan, progress: ProgressBar | None = None
         meta["icmp_budget"] = result.icmp_budget
     if result.foreign_sockets:
         meta["foreign_raw_sockets"] = result.foreign_sockets
-    return build_report(results, platform=ready.get("platform"), meta=meta), result
+    return build_report(results, platform=ready.get("platform"), meta=meta)
 
 
 def _combined(batches: list[BatchResult]) -> BatchResult:

@@ -168,6 +168,15 @@ class EventQueue:
     def get_nowait(self) -> Event:
         return self.get(block=False)
 
+    def get_all(self, timeout: float | None = None) -> list[Event]:
+        """Every event queued, once there is one (queue.Empty if none within `timeout`)."""
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._items, timeout):
+                raise queue.Empty
+            items = list(self._items)
+            self._items.clear()
+            return items
+
 
 class AgentClient:
     """A running agent: write requests, read its events from a (shareable) queue."""

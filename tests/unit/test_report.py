@@ -8,7 +8,7 @@ import random
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hdp.case import Case, Delivery, IcmpReport, Observation
@@ -487,3 +487,24 @@ def test_cases_that_differ_only_in_tos_or_df_are_two_cases():
     loaded = loads(dumps(build_report(results, platform=PLATFORM)), "r.json")
     assert sorted((c.get("tos", 0), c.get("df") is True) for c in loaded["cases"]) == [
         (0, False), (184, True)]
+
+
+_entry_values = st.fixed_dictionaries({
+    "target": st.sampled_from(["127.0.0.1", "::1", "b"]), "family": st.sampled_from([4, 6]),
+    "protocol": st.integers(-1, 3), "payload": st.sampled_from(["hdp", "udp"]),
+    "size": st.sampled_from([0, 64]), "path": st.sampled_from(["loopback", "routed"]),
+    "outcome": st.sampled_from(["delivered", "lost", "altered"])},
+    optional={"vantage": st.sampled_from(["nat/client1", "client2"]),
+              "note": st.text(max_size=3)})
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_entry_values, max_size=24))
+def test_cases_are_ordered_as_by_every_field_and_then_their_whole_text(entries):
+    """Ties on the listed fields are broken by the whole entry, made only for them."""
+    from hdp.report import _sort_key, report_of_entries
+
+    def full(entry):
+        return (*_sort_key(entry), json.dumps(entry, sort_keys=True))
+
+    assert report_of_entries(entries, platform={})["cases"] == sorted(entries, key=full)
