@@ -131,9 +131,7 @@ class Prober:
                 evidence = None
                 if self.capture:
                     evidence = _evidence(packets, observation, batch.run_id, index)
-                verdict = judge(observation, nat_source=plan[case.target].nat_source.get(
-                    case.family))
-                probed[by_case[case]] = Probed(by_case[case], observation, verdict, evidence)
+                probed[by_case[case]] = judged(by_case[case], observation, evidence, plan)
         return probed
 
     def _agent(self, spec: AgentSpec) -> AgentClient:
@@ -149,6 +147,14 @@ class Prober:
         for agent in self.agents.values():
             agent.close()
         self.agents.clear()
+
+
+def judged(request: Request, observation: Observation, evidence: Evidence | None,
+           plan: Mapping[str, Target]) -> Probed:
+    """The result of a probed request: its observation judged on the target's path."""
+    case = observation.case
+    verdict = judge(observation, nat_source=plan[case.target].nat_source.get(case.family))
+    return Probed(request, observation, verdict, evidence)
 
 
 def _flows(cases: Iterable[Case], plan: Mapping[str, Target]) -> list[Flow | None]:

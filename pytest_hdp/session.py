@@ -10,6 +10,7 @@ hdp test is collected, or when an option names a lab or a profile to check up fr
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class HdpSession:
         self.remote_drops: dict[str, int] = {}
         self.written: list[str] = []
         self.warnings: list[str] = []
+        self._results: str | None = None  # the xdist workers' results directory
 
     # -- configure ----------------------------------------------------------------------
 
@@ -81,7 +83,8 @@ class HdpSession:
             workerinput = getattr(self.config, "workerinput", {})
             try:
                 self._world = HdpWorld(self.settings, Path(str(self.config.rootpath)),
-                                       workerinput.get("hdp_lab"), self.config.add_cleanup)
+                                       workerinput.get("hdp_lab"), self.config.add_cleanup,
+                                       workerinput.get("hdp_results"))
                 if self.worker:  # a worker's usage error can only be a collection error
                     self._world.validate_profiles()
             except HdpError as exc:
@@ -280,9 +283,18 @@ class HdpSession:
             self.world().lab_up()
 
     def workerinput(self) -> dict[str, object]:
-        """What a worker needs of this process: the lab to attach to."""
+        """What a worker needs of this process: the lab to attach to, and where the
+        workers probe once for all (pytest_hdp.shared) unless each runs every test."""
         shared = None if self._world is None else self._world.shared_lab()
-        return {} if shared is None else {"hdp_lab": shared}
+        given: dict[str, object] = {} if shared is None else {"hdp_lab": shared}
+        if getattr(self.config.option, "dist", None) != "each":
+            if self._results is None:
+                from pytest_hdp.shared import make_directory
+
+                self._results = make_directory()
+                self.config.add_cleanup(lambda: shutil.rmtree(str(self._results), True))
+            given["hdp_results"] = self._results
+        return given
 
     def worker_done(self, gateway: str, data: dict[str, object]) -> None:
         drops, agents = data.get("drops"), data.get("agents")

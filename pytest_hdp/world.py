@@ -20,7 +20,7 @@ from hdp import target as targets
 from hdp.address import LOOPBACK, resolve
 from hdp.agent.install import agent_command
 from hdp.agent.launch import AgentError, AgentSpec, split_ssh
-from hdp.case import Case
+from hdp.case import Case, Observation
 from hdp.checks.chapter import BY_NAME
 from hdp.checks.path import PathSettings, PathUnderTest
 from hdp.checks.support import NotCarried
@@ -34,10 +34,11 @@ from pytest_hdp.expectations import Profiles
 from pytest_hdp.marker import HdpMark
 from pytest_hdp.outcome import MachineryError, NotHere
 from pytest_hdp.paths import Ends
-from pytest_hdp.prober import NoLocalAgent, Probed, Prober, Request
+from pytest_hdp.prober import Evidence, NoLocalAgent, Probed, Prober, Request, judged
 from pytest_hdp.probes import Hands, Host
 from pytest_hdp.results import HdpCheck, HdpResult
 from pytest_hdp.settings import Settings
+from pytest_hdp.shared import SharedResults
 from pytest_hdp.streams import StreamProber
 
 T = TypeVar("T")
@@ -54,9 +55,11 @@ class HdpWorld:
 
     def __init__(self, settings: Settings, rootpath: Path,
                  shared_lab: Mapping[str, str] | None,
-                 on_down: Callable[[Callable[[], None]], None]) -> None:
+                 on_down: Callable[[Callable[[], None]], None],
+                 shared_results: str | None = None) -> None:
         """`shared_lab`: the controller's lab, for an xdist worker; `on_down` registers
-        what must run when the session ends (taking a lab down)."""
+        what must run when the session ends (taking a lab down); `shared_results`: the
+        directory where xdist workers probe once for all (pytest_hdp.shared)."""
         self.settings = settings
         self.on_down = on_down
         self.lab: Lab | None = None
@@ -73,6 +76,9 @@ class HdpWorld:
         self.no_privilege: str | None = None
         self.ends = Ends()
         self.hands = Hands(self.host)
+        # A vantage point of its own sees from where it is: it probes for itself.
+        self.shared = SharedResults(shared_results) \
+            if shared_results is not None and self.vantage is None else None
 
     # -- planning ---------------------------------------------------------------------
 
@@ -184,16 +190,28 @@ class HdpWorld:
             pending = [request] if again else \
                 [r for r in dict.fromkeys([*self.wanted, request]) if r not in self.results]
             try:
-                if request.case.count is not None:
+                if request.case.count is not None:  # a stream leaves when its test runs
                     self.results[request] = self.streams.probe(request, self.reachable())
+                elif self.shared is not None and not again:
+                    self.shared.fetch(pending, self._probe, self._found,
+                                      lambda: [(r, p.observation, p.evidence)
+                                               for r, p in self.results.items()])
                 else:
-                    self.results.update(self.prober.probe(pending, self.reachable()))
+                    self._probe(pending)
             except LabError as exc:
                 raise MachineryError(f"the lab did not come up: {exc}") from None
             except (AgentError, NoLocalAgent) as exc:
                 self.no_privilege = f"{exc}; {PRIVILEGE_FIX}"
                 raise NotHere(self.no_privilege) from None
         return self.results[request]
+
+    def _probe(self, requests: list[Request]) -> None:
+        self.results.update(self.prober.probe(requests, self.reachable()))
+
+    def _found(self, request: Request, observation: Observation,
+               evidence: Evidence | None) -> None:
+        """A result another xdist worker probed, judged as this one would have."""
+        self.results[request] = judged(request, observation, evidence, self.reachable())
 
     def result(self, request: Request, test: str, *, again: bool = False) -> HdpResult:
         """The test's result (NotHere, MachineryError: see probed)."""

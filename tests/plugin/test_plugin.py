@@ -180,6 +180,56 @@ def test_report_is_identical_with_n0_and_n2(suite):
     assert {c["verdict"] for c in report["cases"]} <= {"pass", "fail"}
 
 
+def _sent_packets(namespace: str) -> int:
+    """IP packets `namespace` sent so far, less the ICMP errors its kernel sent and the
+    TCP segments of its own stack (pytest-rerunfailures talks to xdist workers over TCP;
+    a probe is never a segment of the kernel's TCP, even one of protocol 6)."""
+    import subprocess
+
+    counters: dict[str, int] = {}
+    for name in ("snmp", "snmp6"):
+        text = subprocess.run(["ip", "netns", "exec", namespace, "cat", f"/proc/net/{name}"],
+                              capture_output=True, text=True, check=True).stdout
+        lines = text.splitlines()
+        if name == "snmp":
+            for keys, values in zip(lines[::2], lines[1::2], strict=True):
+                group = keys.partition(":")[0]
+                counters.update({f"{group}.{k}": int(v) for k, v in zip(
+                    keys.split()[1:], values.split()[1:], strict=True)})
+        else:
+            counters.update({k: int(v) for k, v in (line.split() for line in lines)})
+    return (counters["Ip.OutTransmits"] - counters["Icmp.OutMsgs"]
+            + counters["Ip6OutTransmits"] - counters["Icmp6OutMsgs"] - counters["Tcp.OutSegs"])
+
+
+@linux_only
+@pytest.mark.skipif(not RAW_V6, reason="IPv6 " + RAW_FIX)
+def test_with_two_xdist_workers_each_probe_leaves_once(suite):
+    """The kernel of a namespace of the test's own counts what left: one packet a case
+    with -n2, as with -n0, not one per worker."""
+    import subprocess
+    import uuid
+
+    namespace = f"xdistonce-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
+        counts = {}
+        for workers in ("-n0", "-n2"):
+            before = _sent_packets(namespace)
+            result = suite.run("ip", "netns", "exec", namespace, sys.executable, "-m", "pytest",
+                               "-p", "no:randomly", "-p", "no:cacheprovider",
+                               "--hdp-protocols", "250-253", "--hdp-profile", "none",
+                               workers, f"--hdp-report={workers[1:]}.json")
+            assert result.ret == 0, result.stdout.str()[-2000:]
+            counts[workers] = _sent_packets(namespace) - before
+            cases = json.loads((suite.path / f"{workers[1:]}.json").read_text())["cases"]
+            assert len(cases) == 4 * 2 * 2 and {c["outcome"] for c in cases} == {"delivered"}
+        assert counts == {"-n0": 16, "-n2": 16}
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
 def test_runs_without_xdist(suite):
     result = _run(suite, "-p", "no:xdist", "--hdp-target", "127.0.0.1",
                   "--hdp-protocols", "253", "--hdp-payload", "hdp", "--hdp-report", "r.json")
