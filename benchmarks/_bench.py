@@ -422,3 +422,38 @@ def linear_fit(points: Sequence[tuple[float, float]]) -> dict[str, float] | None
     fixed = mean_y - slope * mean_x
     rms = (sum((y - fixed - slope * x) ** 2 for x, y in points) / n) ** 0.5
     return {"fixed": fixed, "per_unit": slope, "rms": rms, "points": n}
+
+
+def header(benchmark: str, load_before: list[float] | None, load_after: list[float] | None,
+           **more: Any) -> dict[str, Any]:
+    """What every script's JSON starts with: which, on what machine, where, under what load."""
+    return {"benchmark": benchmark, "machine": machine(), "where": where(),
+            "load_average": {"before": load_before, "after": load_after}, **more}
+
+
+def print_surroundings(load_before: list[float] | None, load_after: list[float] | None,
+                       foreign: Sequence[str]) -> None:
+    """The load average around the runs, and any other process's raw sockets during them."""
+    print(f"\nload average before/after: {load_before} / {load_after}")
+    for line in foreign:
+        print(f"WARNING: another process held raw sockets: {line}")
+
+
+def interleave(measures: Sequence[Any], repeat: int, watch: RawWatch,
+               run: Any) -> None:
+    """`run(measure)` for each measure in turn, `repeat` rounds (A, B, C, A, B, C, ...),
+    noting for each run whether another process's raw sockets disturbed it."""
+    for rep in range(repeat):
+        for measure in measures:
+            began = time.monotonic()
+            run(measure)
+            measure.disturbed.append(watch.disturbed(began, time.monotonic()))
+        print(f"  run {rep + 1}/{repeat} done", flush=True)
+
+
+def main_exits(main: Any) -> None:
+    """Run a script's `main` as the program: its code is the exit status; Ctrl-C is 130."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

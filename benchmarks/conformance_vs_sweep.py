@@ -127,20 +127,14 @@ def main(argv: list[str] | None = None) -> int:
               f"({median['sweep']:.3f} s); goal <= 1.0x")
     print(f"case outcomes identical between -n0 and -n2: {sum(same_outcomes)}/"
           f"{len(same_outcomes)} runs")
-    print(f"\nload average before/after: {load_before} / {load_after}")
     foreign = watch.describe()
-    for line in foreign:
-        print(f"WARNING: another process held raw sockets: {line}")
-    _bench.write_json(args.json, {
-        "benchmark": "conformance_vs_sweep", "machine": _bench.machine(),
-        "where": _bench.where(), "load_average": {"before": load_before, "after": load_after},
-        "foreign_raw_sockets": foreign, "repeat": args.repeat, "seconds": stats,
-        "packets": packets, "goals": goals, "outcomes_identical_n0_n2": same_outcomes})
+    _bench.print_surroundings(load_before, load_after, foreign)
+    _bench.write_json(args.json, _bench.header(
+        "conformance_vs_sweep", load_before, load_after,
+        foreign_raw_sockets=foreign, repeat=args.repeat, seconds=stats, packets=packets,
+        goals=goals, outcomes_identical_n0_n2=same_outcomes))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    _bench.main_exits(main)

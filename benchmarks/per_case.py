@@ -144,17 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     watch = _bench.RawWatch()
     with watch, tempfile.TemporaryDirectory(prefix="hdp-bench-") as scratch:
         out = Path(scratch) / "sweep.json"
-        for rep in range(args.repeat):
-            for measure in measures:
-                began = time.monotonic()
-                if measure.tool == "hdp-cli":
-                    run_cli(measure, out, watch)
-                elif measure.tool == "hdp-lib":
-                    run_lib(measure)
-                else:
-                    run_nmap(measure, watch)
-                measure.disturbed.append(watch.disturbed(began, time.monotonic()))
-            print(f"  run {rep + 1}/{args.repeat} done", flush=True)
+
+        def run(measure: Measure) -> None:
+            if measure.tool == "hdp-cli":
+                run_cli(measure, out, watch)
+            elif measure.tool == "hdp-lib":
+                run_lib(measure)
+            else:
+                run_nmap(measure, watch)
+
+        _bench.interleave(measures, args.repeat, watch, run)
     load_after = _bench.load_average()
 
     by_key = {(m.tool, m.targets): m for m in measures}
@@ -190,22 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\nOutcomes of the last run at the largest size:")
     for tool in tools:
         print(f"  {LABELS[tool]}: {by_key[(tool, sizes[-1])].states[-1]}")
-    print(f"\nload average before/after: {load_before} / {load_after}")
     foreign = watch.describe()
-    for line in foreign:
-        print(f"WARNING: another process held raw sockets: {line}")
-    _bench.write_json(args.json, {
-        "benchmark": "per_case", "machine": _bench.machine(), "tools": versions,
-        "where": _bench.where(), "load_average": {"before": load_before, "after": load_after},
-        "foreign_raw_sockets": foreign, "repeat": args.repeat, "nmap_min_rate": NMAP_RATE,
-        "sizes": sizes_out, "fits": fits,
-        "runs": [{"tool": m.tool, "cases": m.cases, "seconds": m.seconds,
-                  "states": m.states, "disturbed": m.disturbed} for m in measures]})
+    _bench.print_surroundings(load_before, load_after, foreign)
+    _bench.write_json(args.json, _bench.header(
+        "per_case", load_before, load_after, tools=versions, foreign_raw_sockets=foreign,
+        repeat=args.repeat, nmap_min_rate=NMAP_RATE, sizes=sizes_out, fits=fits,
+        runs=[{"tool": m.tool, "cases": m.cases, "seconds": m.seconds,
+               "states": m.states, "disturbed": m.disturbed} for m in measures]))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    _bench.main_exits(main)

@@ -100,17 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                            [[f["module"], f["self_us"] / 1000, f["cumulative_us"] / 1000]
                             for f in imports[name][1:]]))
     print(f"\nload average before/after: {load_before} / {load_after}")
-    _bench.write_json(args.json, {
-        "benchmark": "startup", "machine": _bench.machine(),
-        "load_average": {"before": load_before, "after": load_after},
-        "repeat": args.repeat, "seconds": stats, "pair_ratios_to_pass": pairs,
-        "ratios_of_medians": {name: s["median"] / floor for name, s in stats.items()},
-        "slowest_imports": imports})
+    _bench.write_json(args.json, _bench.header(
+        "startup", load_before, load_after, repeat=args.repeat, seconds=stats,
+        pair_ratios_to_pass=pairs,
+        ratios_of_medians={name: s["median"] / floor for name, s in stats.items()},
+        slowest_imports=imports))
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    _bench.main_exits(main)

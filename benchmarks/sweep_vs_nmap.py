@@ -277,17 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with watch, tempfile.TemporaryDirectory(prefix="hdp-bench-") as scratch:
             out = Path(scratch) / "sweep.json"
-            for rep in range(args.repeat):
-                for measure in measures:
-                    began = time.monotonic()
-                    if measure.tool == "hdp-cli":
-                        run_hdp_cli(measure, out, watch)
-                    elif measure.tool == "hdp-lib":
-                        run_hdp_lib(measure, agent)
-                    else:
-                        run_nmap(measure, watch)
-                    measure.disturbed.append(watch.disturbed(began, time.monotonic()))
-                print(f"  run {rep + 1}/{args.repeat} done", flush=True)
+
+            def run(measure: Measure) -> None:
+                if measure.tool == "hdp-cli":
+                    run_hdp_cli(measure, out, watch)
+                elif measure.tool == "hdp-lib":
+                    run_hdp_lib(measure, agent)
+                else:
+                    run_nmap(measure, watch)
+
+            _bench.interleave(measures, args.repeat, watch, run)
     finally:
         agent.close()
     load_after = _bench.load_average()
@@ -349,13 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interference check: no other process held a raw socket during the runs "
               f"(sampled every {watch.interval * 1000:g} ms)")
 
-    _bench.write_json(args.json, {
-        "benchmark": "sweep_vs_nmap", "machine": _bench.machine(), "tools": tools,
-        "where": _bench.where(),
-        "load_average": {"before": load_before, "after": load_after},
-        "foreign_raw_sockets": foreign,
-        "repeat": args.repeat, "nmap_min_rate": NMAP_RATE, "seconds": timings,
-        "ratios_of_medians": ratios, "verdicts": verdicts})
+    _bench.write_json(args.json, _bench.header(
+        "sweep_vs_nmap", load_before, load_after, tools=tools, foreign_raw_sockets=foreign,
+        repeat=args.repeat, nmap_min_rate=NMAP_RATE, seconds=timings,
+        ratios_of_medians=ratios, verdicts=verdicts))
     return 0
 
 
@@ -400,7 +396,4 @@ def _print_comparison(family: int, mode: str, found: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    _bench.main_exits(main)

@@ -339,11 +339,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rate = _bench.summary([r["probes_per_s"] for r in hdp_runs])
     matched = _bench.summary([r["delivered_per_s"] for r in hdp_runs])
-    figures: dict[str, Any] = {
-        "benchmark": "throughput", "machine": _bench.machine(), "tools": tools,
-        "where": _bench.where(),
-        "load_average": {"before": load_before, "after": load_after},
-        "foreign_raw_sockets": foreign,
+    figures: dict[str, Any] = _bench.header("throughput", load_before, load_after) | {
+        "tools": tools, "foreign_raw_sockets": foreign,
         "repeat": args.repeat, "family": args.family, "agent": args.agent,
         "timeout": args.timeout,
         "hdp": {"probes": probes, "probes_per_s": rate, "delivered_per_s": matched,
@@ -463,7 +460,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    _bench.main_exits(main)
