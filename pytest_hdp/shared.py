@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hdp.case import Case, Delivery, IcmpReport, Observation
+from hdp.errors import HdpError
 from hdp.gcpause import collection_paused
 from pytest_hdp.prober import Evidence, Request
 
@@ -87,17 +88,22 @@ class SharedResults:
             os.close(fd)
 
     def _read(self) -> dict[Request, Found] | None:
+        """The results the file holds; None when there is none, or none this worker can
+        read (another version's, or damaged): then it probes for itself."""
         try:
             text = (self.directory / RESULTS).read_text(encoding="utf-8")
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             return None
         with collection_paused():
-            data = json.loads(text)
-            if data.get("format") != FORMAT:
+            try:
+                data = json.loads(text)
+                if data.get("format") != FORMAT:
+                    return None
+                return {request_of(item["request"]): (observation_of(item["observation"]),
+                                                      evidence_of(item["evidence"]))
+                        for item in data["results"]}
+            except (ValueError, TypeError, KeyError, AttributeError, HdpError):
                 return None
-            return {request_of(item["request"]): (observation_of(item["observation"]),
-                                                  evidence_of(item["evidence"]))
-                    for item in data["results"]}
 
     def _write(self, results: Iterable[tuple[Request, Observation, Evidence | None]]
                ) -> None:

@@ -51,3 +51,13 @@ def test_a_worker_that_cannot_reach_the_directory_probes_alone(tmp_path: Path):
     SharedResults(str(tmp_path / "elsewhere")).fetch(
         list(OBSERVED), probed.append, lambda *_: None, lambda: [])
     assert probed == [list(OBSERVED)]
+
+
+def test_a_damaged_or_foreign_file_is_probed_past(tmp_path: Path):
+    for text in ('{"format": "hdp-xdist-results/1", "results": [{"request": 3}]}',
+                 '{"format": "hdp-xdist-results/0", "results": []}', "[1,", "\udcff"):
+        (tmp_path / "results.json").write_text(text, encoding="utf-8", errors="surrogateescape")
+        probed: list[list[Request]] = []
+        SharedResults(str(tmp_path)).fetch(list(OBSERVED), probed.append,
+                                           lambda *_: None, lambda: [])
+        assert probed == [list(OBSERVED)], text
