@@ -479,10 +479,68 @@ class StreamClose(Request):
     handle: Handle
 
 
+# -- floods (hdp.agent.flood) -----------------------------------------------------------
+# A flood sends COUNT probes of one protocol unpaced, each tagged with its number, and the
+# listening end only counts: a bit a probe, duplicates and corrupt copies counted, the
+# kernel's drops read exactly. No stamps and no record a packet: the answers carry counts
+# and the numbers of the probes that never came, as ranges. Every caller gets the same
+# bounds; the probes are always the agent's own (its tag, its run, the named dst).
+
+MAX_FLOODS = 4  # floods one agent holds open
+MAX_FLOOD_COUNT = 10_000_000  # probes a flood: a listener's map is COUNT / 8 bytes
+MAX_FLOOD_SIZE = 1400  # data bytes after the tag: a flood is about packets, not bytes
+MAX_MISSING = 64  # ranges of missing probes one answer lists
+
+
+@dataclass(frozen=True)
+class FloodOpen(Request):
+    """One end of a flood: `listen` opens a raw listener of `protocol` that counts the
+    probes of `run` numbered below `count`; `send` opens a raw sender toward `dst`."""
+
+    OP, ANSWER = "flood-open", "flood-opened"
+    role: Literal["listen", "send"]
+    run: U32
+    family: Family
+    count: Annotated[int, Range(1, MAX_FLOOD_COUNT)]
+    protocol: Annotated[int, Range(PROTOCOL_MIN, PROTOCOL_MAX)] = 253
+    size: Annotated[int, Range(0, MAX_FLOOD_SIZE)] = 64
+    dst: Address | None = None  # send: where the listener is
+
+
+@dataclass(frozen=True)
+class FloodSend(Request):
+    """Probes `first`..`first + count - 1` of a `send` flood as fast as the socket takes
+    them, for at most `seconds`; answered when the last has left or the time is up."""
+
+    OP, ANSWER = "flood-send", "flood-sent"
+    handle: Handle
+    count: Annotated[int, Range(1, MAX_FLOOD_COUNT)]
+    first: Annotated[int, Range(0, MAX_FLOOD_COUNT - 1)] = 0
+    seconds: Seconds = MAX_WAIT
+
+
+@dataclass(frozen=True)
+class FloodCount(Request):
+    """A `listen` flood's counts; with `wait`, first read until `expect` distinct probes
+    have arrived intact, for at most `wait` seconds."""
+
+    OP, ANSWER = "flood-count", "flood-counted"
+    handle: Handle
+    wait: Seconds = 0.0
+    expect: Annotated[int, Range(0, MAX_FLOOD_COUNT)] = 0
+
+
+@dataclass(frozen=True)
+class FloodClose(Request):
+    OP, ANSWER = "flood-close", "flood-closed"
+    handle: Handle
+
+
 REQUESTS: dict[str, type[Request]] = {cls.OP: cls for cls in (
     Listen, Icmp, Send, RawSockets, Stats, Drain, Close, Shutdown, UdpOpen, UdpSend, UdpRecv,
     UdpInfo, UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source,
-    StreamOpen, StreamSend, StreamRecords, StreamClose)}
+    StreamOpen, StreamSend, StreamRecords, StreamClose, FloodOpen, FloodSend, FloodCount,
+    FloodClose)}
 
 Ident = Annotated[int, Range(0, MAX_HANDLE)]
 
@@ -571,6 +629,24 @@ EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stream-records": (("id", "handle", "table", "offset", "total", "columns", "refusals",
                         "complete", "drops", "foreign"), ()),
     "stream-closed": (("id", "handle"), ()),
+    # floods (hdp.agent.flood). opened: ok false with the stage and errno where the OS
+    # refused the socket (handle null); batched: whether sendmmsg/recvmmsg carry it;
+    # receive_buffer: the bytes asked for and granted (null: the OS default)
+    "flood-opened": (("id", "handle", "ok", "stage", "errno", "batched", "receive_buffer",
+                      "boot_id"), ()),
+    # sent: taken by the kernel; refused: not (errno: the last refusal's); began_ns and
+    # ended_ns: CLOCK_MONOTONIC around the sends
+    "flood-sent": (("id", "handle", "sent", "refused", "errno", "began_ns", "ended_ns"), ()),
+    # delivered: probes with an intact copy; duplicated: further intact copies;
+    # corrupted: copies of this run whose CRC failed; foreign: other packets read;
+    # drops: the socket's kernel drops since it opened (null: the OS does not say);
+    # first_ns, last_ns: CLOCK_MONOTONIC of the first and last match (null: none);
+    # missing: up to MAX_MISSING [first, last] ranges of probes below `below` not heard,
+    # missing_ranges: how many ranges there are
+    "flood-counted": (("id", "handle", "delivered", "duplicated", "corrupted", "foreign",
+                       "drops", "first_ns", "last_ns", "below", "missing", "missing_ranges",
+                       "complete"), ()),
+    "flood-closed": (("id", "handle"), ()),
 }
 ANSWERS = frozenset(cls.ANSWER for cls in REQUESTS.values())
 

@@ -17,7 +17,8 @@ Requests
     ``drain``, ``close``, ``shutdown``, ``udp-open``, ``udp-send``, ``udp-recv``,
     ``udp-info``, ``udp-close``, ``raw-send``, ``capture-start``, ``capture-stop``,
     ``counters``, ``sysctl``, ``source``, ``stream-open``, ``stream-send``,
-    ``stream-records``, ``stream-close``: the fields, their bounds and the answer of each
+    ``stream-records``, ``stream-close``, ``flood-open``, ``flood-send``, ``flood-count``,
+    ``flood-close``: the fields, their bounds and the answer of each
     are the dataclasses of hdp.agent.messages, and every event's fields are its EVENTS.
 
 Frames
@@ -104,6 +105,23 @@ Streams (many probes per case; hdp.agent.stream, hdp.measure)
     kernel drops since it opened (``raw/253``, ``udp``, ``tcp``). A listening end with
     ``reflect`` sends each probe's first intact copy back to its source; a caller that
     is not root must name that source as ``peer`` and binds no port below 1024.
+
+Floods (many probes, counted only; hdp.agent.flood, hdp.flood)
+    ``flood-open`` opens one end of a flood of ``count`` probes (at most MAX_FLOOD_COUNT)
+    of IP protocol ``protocol``: ``role`` ``listen`` (a raw listener with a large receive
+    queue and no stamps, answered with ``receive_buffer``) or ``send`` (a raw sender
+    toward ``dst``). Probe N carries the tag (run, case N, probe 0) after an HDP header.
+    ``flood-opened`` has ``ok``, ``stage`` and ``errno`` (an OS refusal is an answer, with
+    a null ``handle``), ``batched`` (sendmmsg/recvmmsg carry it) and ``boot_id``.
+    ``flood-send`` sends probes ``first``.. unpaced for at most ``seconds`` and answers
+    ``sent`` (taken by the kernel), ``refused`` (with the last ``errno``), ``began_ns``
+    and ``ended_ns`` (CLOCK_MONOTONIC). ``flood-count`` (with ``wait``: first read until
+    ``expect`` probes arrived intact) answers ``delivered``, ``duplicated``,
+    ``corrupted`` (copies of the run whose CRC failed), ``foreign``, ``drops`` (the
+    socket's kernel drops, exact, null where the OS does not count them), ``first_ns``
+    and ``last_ns`` of the matches, and ``missing``: up to MAX_MISSING [first, last]
+    ranges of probes below ``below`` never heard (``missing_ranges`` of them in all). No
+    answer carries anything per packet.
 
 Hostile input
     The agent runs as root and reads whatever its caller writes. A line longer than

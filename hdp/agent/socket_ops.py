@@ -22,6 +22,7 @@ from typing import Any
 
 from hdp import osnet, rawsock
 from hdp.agent import messages
+from hdp.agent.flood import FloodOps
 from hdp.agent.powers import Caller, OwnFlows, Refused
 from hdp.agent.stream import StreamOps
 from hdp.counters import sysctl_counters
@@ -143,6 +144,7 @@ class SocketOps:
         self._handles = iter(range(1, messages.MAX_HANDLE))
         # Many-probe streams are sockets of this agent too, served by its own loop.
         self.streams = StreamOps(emit, register, unregister, self.caller, self.own)
+        self.floods = FloodOps(register, unregister, emit, self.caller, self.own)
 
     def handlers(self) -> dict[type[messages.Request], Callable[[Any, Any], None]]:
         return {messages.UdpOpen: self._open, messages.UdpSend: self._send,
@@ -151,7 +153,7 @@ class SocketOps:
                 messages.CaptureStart: self._capture_start,
                 messages.CaptureStop: self._capture_stop, messages.Counters: self._counters,
                 messages.Sysctl: self._sysctl, messages.Source: self._source,
-                **self.streams.handlers()}
+                **self.streams.handlers(), **self.floods.handlers()}
 
     def _answer(self, ident: int | None, request: messages.Request, **fields: Any) -> None:
         self.emit({"event": request.ANSWER, "id": ident, **fields})
@@ -402,6 +404,7 @@ class SocketOps:
 
     def close(self) -> None:
         self.streams.close()
+        self.floods.close()
         for sock in self.sockets.values():
             sock.close()
         self.sockets.clear()

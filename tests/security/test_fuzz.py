@@ -64,9 +64,16 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "stream-records": {"handle": 1, "table": "received", "offset": 0, "wait": 0,
                        "expect": 0},
     "stream-close": {"handle": 1},
+    "flood-open": {"role": "send", "run": 7, "family": 4, "count": 4, "protocol": 253,
+                   "size": 16, "dst": "127.0.0.1"},
+    "flood-send": {"handle": 1, "count": 2, "first": 0, "seconds": 0},
+    "flood-count": {"handle": 1, "wait": 0, "expect": 0},
+    "flood-close": {"handle": 1},
 }
 # Ops whose valid numbers hold the agent a while.
-WAITING = ("udp-recv", "capture-stop", "stream-send", "stream-records")
+WAITING = ("udp-recv", "capture-stop", "stream-send", "stream-records", "flood-send",
+           "flood-count")
+WAIT_FIELDS = ("timeout", "wait", "seconds")
 # Spliced in as raw JSON text: what json.dumps would never write.
 RAW_TOKENS = [b"1e400", b"-1e400", b"-Infinity", b"Infinity", b"NaN", b"9" * 5000,
               b"1" + b"0" * 30, b"-0", b"1e-400", b"[" * 5000 + b"]" * 5000,
@@ -94,7 +101,7 @@ def hostile_requests(draw: st.DrawFn) -> tuple[str, bytes]:
         request[key] = _calm(op, key, draw(json_values))
     elif kind == "drop" and fields:
         key = draw(st.sampled_from(fields))
-        if key not in ("timeout", "wait"):  # their defaults would only make us wait
+        if key not in WAIT_FIELDS:  # their defaults would only make us wait
             del request[key]
     elif kind == "add":
         request[draw(st.text(max_size=12))] = draw(json_values)
@@ -108,7 +115,7 @@ def hostile_requests(draw: st.DrawFn) -> tuple[str, bytes]:
     line = json.dumps(request).encode()
     if kind == "raw" and fields:
         key = draw(st.sampled_from(fields))
-        if not (op in WAITING and key in ("timeout", "wait")):
+        if not (op in WAITING and key in WAIT_FIELDS):
             line = json.dumps({**request, key: "@@"}).encode().replace(
                 b'"@@"', draw(st.sampled_from(RAW_TOKENS)))
     return op, line
@@ -117,13 +124,16 @@ def hostile_requests(draw: st.DrawFn) -> tuple[str, bytes]:
 def _calm(op: str, key: str, value: Any) -> Any:
     """A hostile value, except a valid wait: the agent would honour it, slowly (a
     stream's send holds it count / rate seconds)."""
-    if op in WAITING and key in ("timeout", "wait") and type(value) in (int, float) \
+    if op in WAITING and key in WAIT_FIELDS and type(value) in (int, float) \
             and 0.01 < value <= messages.MAX_WAIT:
         return 0
     if op == "stream-send" and type(value) in (int, float) and (
             (key == "count" and 2 < value <= messages.MAX_STREAM_COUNT)
             or (key == "rate" and 1 <= value < 1000)):
         return 2 if key == "count" else 1000
+    if op == "flood-send" and key == "count" and type(value) in (int, float) and \
+            2 < value <= messages.MAX_FLOOD_COUNT:
+        return 2  # a valid count is sent: at most `seconds`, but why wait
     return value
 
 

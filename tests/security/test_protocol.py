@@ -28,7 +28,7 @@ from tests.conftest import RAW_FIX, RAW_V4
 
 
 def test_every_operation_is_defined_documented_and_handled():
-    assert len(messages.REQUESTS) == 23
+    assert len(messages.REQUESTS) == 27
     agent = Agent(*os.pipe())
     for op, cls in messages.REQUESTS.items():
         assert op == cls.OP and cls.ANSWER in messages.EVENTS
