@@ -14,11 +14,13 @@ from hdp.arguments import family_list, seconds_value, size_value
 KINDS = ("hdp", "udp", "tcp")
 MAX_COUNT = 1 << 16  # probes a kind: the probe tag numbers them in 16 bits
 MAX_RATE = 100_000.0
+MAX_FLOOD_COUNT = 10_000_000  # --flood: probes a target (hdp.agent.messages' bound)
 
 EPILOG = """\
 examples:
   sudo hdp stats 127.0.0.1 ::1 --count 10000 --rate 5000 --plot latency.png
   sudo hdp stats 127.0.0.1 --kinds hdp,udp --size 512 --reflect --format json --out s.json
+  sudo hdp stats 127.0.0.1 --flood --count 1000000     # as fast as it goes, counted only
   sudo hdp lab up routed        # then, with the token it prints:
   sudo hdp stats 198.18.2.2 --agent netns:hdp-TOKEN-client --listener netns:hdp-TOKEN-server
 
@@ -29,6 +31,10 @@ one-way, from the kernel's transmit stamp to the kernel's receive stamp where th
 them (else the send time, labelled user); --reflect adds round trips, which need no clock
 sync. The report says how the clocks were related, and each difference with its 95%
 bootstrap interval ("no difference" when it holds zero).
+
+--flood sends COUNT HDP probes (up to 10,000,000) unpaced and only counts them at the
+listener (a bit a probe): sent, delivered, lost, dropped by the kernel (exact), duplicated,
+corrupted, sent/s and matched/s. It stamps nothing, so it measures no latency.
 
 exit status:
   0    measured (see the report)
@@ -44,9 +50,9 @@ def _count(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid count {text!r}: give a whole number"
                                          ) from None
-    if not 1 <= value <= MAX_COUNT:
+    if not 1 <= value <= MAX_FLOOD_COUNT:
         raise argparse.ArgumentTypeError(f"count {value} is out of range: give 1..{MAX_COUNT} "
-                                         "probes a kind")
+                                         f"probes a kind ({MAX_FLOOD_COUNT:,} with --flood)")
     return value
 
 
@@ -97,10 +103,13 @@ def add_stats_parser(commands: Any) -> None:
                        help="an address, a host name, ssh://HOST or netns://NAME")
     stats.add_argument("--count", "-c", type=_count, default=1000, metavar="N",
                        help=f"probes of each kind (default 1000, at most {MAX_COUNT})")
-    stats.add_argument("--rate", "-r", type=_rate, default=1000.0, metavar="PPS",
+    stats.add_argument("--rate", "-r", type=_rate, metavar="PPS",
                        help="probes a second of each kind (default 1000)")
-    stats.add_argument("--kinds", "-k", type=_kinds, default=KINDS, metavar="KINDS",
+    stats.add_argument("--kinds", "-k", type=_kinds, metavar="KINDS",
                        help="hdp, udp, tcp or a list (default hdp,udp,tcp)")
+    stats.add_argument("--flood", action="store_true",
+                       help="HDP only, unpaced, counted only (no latency): how many probes "
+                       "a second are sent and matched, every one accounted for")
     stats.add_argument("--protocol", "-p", type=_protocol, default=253, metavar="N",
                        help="the IP protocol number HDP probes carry (default 253)")
     stats.add_argument("--family", "-f", type=family_list, default=[4, 6], metavar="4,6",
@@ -131,6 +140,24 @@ def add_stats_parser(commands: Any) -> None:
 
 
 def command_stats(args: argparse.Namespace, stdout: TextIO) -> int:
+    from hdp.errors import UsageError
+
+    if args.flood:
+        given = [option for option, used in (
+            ("--rate", args.rate is not None), ("--reflect", args.reflect),
+            ("--plot", args.plot is not None), ("--clock", args.clock != "auto"),
+            ("--kinds", args.kinds not in (None, ("hdp",)))) if used]
+        if given:
+            raise UsageError(f"{', '.join(given)}: --flood sends HDP probes unpaced and "
+                             "measures no latency: leave them out, or leave out --flood")
+        from hdp.flood_report import run_flood_command
+
+        return run_flood_command(args, stdout)
+    if args.count > MAX_COUNT:
+        raise UsageError(f"--count {args.count} is out of range: give 1..{MAX_COUNT} probes "
+                         "a kind (the probe tag numbers them in 16 bits), or use --flood")
+    args.rate = 1000.0 if args.rate is None else args.rate
+    args.kinds = KINDS if args.kinds is None else args.kinds
     from hdp.stats_report import run_stats_command
 
     return run_stats_command(args, stdout)
