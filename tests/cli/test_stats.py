@@ -106,3 +106,33 @@ def test_a_target_without_a_listener_says_how_to_give_one():
     # 192.0.2.1 (TEST-NET-1) is only planned, never sent to: the check comes first.
     line = _one_line_error(run_hdp("stats", "192.0.2.1", "--count", "1"))
     assert "many probes need a listener at the target" in line and "--listener" in line
+
+
+@requires_raw
+def test_flood_accounts_for_every_probe_and_reports_its_rates(tmp_path):
+    out = tmp_path / "flood.json"
+    result = run_hdp("stats", *TARGETS, "--flood", "--count", 50_000, "--out", out)
+    assert result.returncode == 0, result.describe()
+    report = json.loads(out.read_text())
+    assert report["schema"] == "hdp-flood/1" and "not measured" in report["plan"]["latency"]
+    assert [c["target"] for c in report["cases"]] == TARGETS
+    for case in report["cases"]:
+        assert case["error"] is None and case["accounted"]
+        assert case["sent"] + case["refused"] == 50_000
+        assert case["sent"] == case["delivered"] + case["lost"] + case["dropped"]
+        assert case["duplicated"] == case["corrupted"] == 0
+        assert case["sent_per_s"] > 0 and case["matched_per_s"] > 0
+    markdown = run_hdp("stats", "127.0.0.1", "--flood", "--count", 1000)
+    assert markdown.returncode == 0, markdown.describe()
+    assert "| 127.0.0.1 (IPv4) | 1,000 |" in markdown.stdout
+    assert "sent = delivered + lost + dropped" in markdown.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--rate", "5000"], "--rate: --flood sends HDP probes unpaced"),
+    (["--kinds", "hdp,udp"], "--kinds: --flood sends HDP probes unpaced"),
+    (["--reflect"], "--reflect: --flood"),
+    (["--count", "10000001"], "count 10000001 is out of range"),
+], ids=["rate", "kinds", "reflect", "count"])
+def test_a_flood_refuses_what_it_cannot_do_in_one_line(args, message):
+    assert message in _one_line_error(run_hdp("stats", "127.0.0.1", "--flood", *args))

@@ -120,3 +120,21 @@ def test_hdp_stats_labels_every_send_stamp_user_where_xnu_has_none(tmp_path):
         stats = case["stats"]
         assert (stats["delivered"], stats["lost"], stats["dropped"]) == (200, None, None)
         assert stats["latency"]["clock"] == "user" and stats["latency"]["min_us"] >= 0
+
+
+def test_hdp_stats_flood_goes_a_packet_a_call_where_xnu_has_no_sendmmsg(tmp_path):
+    """xnu has neither sendmmsg nor recvmmsg, nor a drop counter: a flood sends and reads
+    one packet a call, and what the kernel dropped is inside `lost` (dropped unknown)."""
+    out = tmp_path / "flood.json"
+    done = run_under_model("hdp", "stats", "127.0.0.1", "::1", "--flood", "--count", "3000",
+                           "--agent", "inprocess", "--listener", "inprocess", "--out",
+                           str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["platform"]["system"] == "darwin"
+    assert [c["family"] for c in report["cases"]] == [4, 6]
+    for case in report["cases"]:
+        assert not case["batched_send"] and not case["batched_receive"]
+        assert case["dropped"] is None and case["socket_drops"] is None
+        assert case["sent"] == 3000 and case["sent"] == case["delivered"] + case["lost"]
+        assert case["duplicated"] == case["corrupted"] == 0
