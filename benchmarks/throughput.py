@@ -12,6 +12,11 @@
   transmitted". hping3 --flood ignores -c, so it is only run on request, --flood SECONDS
   (<= 3, bounded by time alone).
 
+- hdp flood: `hdp stats --flood`'s path (hdp.flood): --flood-count HDP probes of the same
+  96 bytes after the IP header, unpaced, from the agent (--agent) to a child agent that
+  counts them into a bitmap; matched/s = distinct probes matched / (first send .. last
+  match, one CLOCK_MONOTONIC), with sent = delivered + lost + dropped checked every run.
+
 - the physical reference: benchmarks/flood.c, compiled with `cc -O2` at run time, sends
   --flood-count packets (default 1,000,000) of the same size to 127.0.0.1 in a bare
   `sendto` loop while a raw listener in the same program counts them back; and the same
@@ -52,6 +57,7 @@ from hdp import rawsock
 from hdp.agent.launch import AgentClient, AgentSpec
 from hdp.case import Case
 from hdp.engine import Engine
+from hdp.flood import FloodPlan, flood
 from hdp.verdict import judge
 
 TARGET = {4: "127.0.0.1", 6: "::1"}
@@ -154,6 +160,19 @@ def hping_run(command: list[str], size: int, watch: _bench.RawWatch) -> dict[str
 
 FLOOD_SOURCE = _bench.REPO / "benchmarks" / "flood.c"
 FLOOD_MAGIC = b"HDPflood"
+
+
+def hdp_flood(sender: AgentClient, listener: AgentClient, count: int, family: int,
+              size: int) -> dict[str, Any]:
+    """One flood of `count` probes whose bytes after the IP header number `size`."""
+    result = flood(sender, listener, FloodPlan(TARGET[family], family, count,
+                                               HPING_PROTOCOL, size - 32))
+    return {"sent": result.sent, "refused": result.refused, "delivered": result.delivered,
+            "lost": result.lost, "dropped": result.dropped, "duplicated": result.duplicated,
+            "corrupted": result.corrupted, "foreign": result.foreign,
+            "sent_per_s": result.sent_per_s, "matched_per_s": result.matched_per_s,
+            "batched": [result.batched_send, result.batched_receive],
+            "holds": result.accounted and result.sent + result.refused == count}
 
 
 def build_flood(scratch: str) -> str | None:
@@ -292,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = _bench.load_average()
     agent = AgentClient.start(AgentSpec.parse(args.agent))
+    counter = AgentClient.start(AgentSpec("child"))  # the flood's listener: a process
     watch = _bench.RawWatch()
+    flood_runs: list[dict[str, Any]] = []
     hdp_runs: list[dict[str, Any]] = []
     hping_runs: list[dict[str, Any]] = []
     flood_run = None
@@ -318,13 +339,17 @@ def main(argv: list[str] | None = None) -> int:
                         b, args.flood_count, args.hping_size, watch)))
                 py_runs.append(watched(lambda: python_flood(
                     max(1, args.flood_count // 5), args.hping_size)))
+                flood_runs.append(watched(lambda: hdp_flood(
+                    agent, counter, args.flood_count, args.family, args.hping_size)))
                 h = hdp_runs[-1]
                 print(f"  run {rep + 1}/{args.repeat}: hdp {h['probes_per_s']:.0f} probes/s, "
                       f"{h['lost']} lost"
                       + (f"; hping3 {hping_runs[-1]['received_per_s']:.0f} received/s"
                          if hping_runs else "")
                       + (f"; C {c_runs[-1]['received_per_s']:.0f}/s" if c_runs else "")
-                      + f"; Python {py_runs[-1]['received_per_s']:.0f}/s", flush=True)
+                      + f"; Python {py_runs[-1]['received_per_s']:.0f}/s"
+                      + f"; hdp flood {flood_runs[-1]['matched_per_s']:.0f} matched/s",
+                      flush=True)
             for k in [int(x) for x in args.scaling.split(",") if x.strip()]:
                 scaling.append({"sizes": k, **watched(lambda k=k: engine_batch(
                     engine, args.family, k, args.timeout))})
@@ -333,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                     _hping_command(args, args.flood), args.hping_size, watch))
     finally:
         agent.close()
+        counter.close()
         shutil.rmtree(scratch, ignore_errors=True)
     load_after = _bench.load_average()
     foreign = watch.describe()
@@ -439,6 +465,29 @@ def main(argv: list[str] | None = None) -> int:
             r = _bench.ratio(matched["median"], f["received_per_s"]["median"])
             figures[f"ratio_hdp_matched_per_s_to_{key}"] = r
             print(f"ratio of medians, hdp matched/s / {label} received/s: {r:.4f}")
+    flooded = _bench.summary([r["matched_per_s"] or 0 for r in flood_runs])
+    figures["hdp_flood"] = {
+        "count": args.flood_count, "matched_per_s": flooded,
+        "sent_per_s": _bench.summary([r["sent_per_s"] or 0 for r in flood_runs]),
+        "runs": flood_runs}
+    print(f"\nhdp flood (hdp stats --flood's path), {args.flood_count} probes a run, "
+          f"agent {args.agent} -> a child agent, batched (send, receive) "
+          f"{flood_runs[0]['batched']}")
+    print(_bench.table(["figure", "median", "min", "max"], [
+        ["sent/s", *(figures["hdp_flood"]["sent_per_s"][k] for k in ("median", "min", "max"))],
+        ["matched/s", flooded["median"], flooded["min"], flooded["max"]]]))
+    print("hdp flood accounting per run, sent = delivered + lost + dropped: " + "; ".join(
+        f"{r['sent']} = {r['delivered']} + {r['lost']} + {r['dropped']}"
+        f" (dup {r['duplicated']}, corrupt {r['corrupted']}){'' if r['holds'] else ' BROKEN'}"
+        for r in flood_runs))
+    anchors = [("hping3", "hping3 received/s", figures.get("hping3", {}).get(
+        "received_per_s"))] + [(key, f"{label} received/s", f["received_per_s"])
+                               for key, label, f in references]
+    for key, label, anchor in anchors:
+        if anchor:
+            r = _bench.ratio(flooded["median"], anchor["median"])
+            figures[f"ratio_hdp_flood_matched_per_s_to_{key}"] = r
+            print(f"ratio of medians, hdp flood matched/s / {label}: {r:.3f}")
     if flood_run:
         figures["hping3_flood"] = flood_run
         print(f"\nhping3 --flood for {min(args.flood, FLOOD_MAX):g} s (one run): "
