@@ -28,6 +28,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
+from ipaddress import ip_address
 from typing import Any
 
 from hdp import mmsg, rawsock
@@ -263,6 +264,8 @@ class FloodOps:
         if request.role == "send" and request.dst is None:
             raise Refused("dst: a sending end needs the listener's address")
         listen = request.role == "listen"
+        if not listen and not self.caller.root:
+            _require_local(self.caller, request)
         raw = rawsock.RawSocket.open(request.family, request.protocol, listen=listen)
         if isinstance(raw, rawsock.OsRefusal):
             self._answer(ident, request, handle=None, ok=False, stage="socket",
@@ -354,6 +357,20 @@ class FloodOps:
     def close(self) -> None:
         for handle in list(self.floods):
             self._drop(handle)
+
+
+def _require_local(caller: Caller, request: messages.FloodOpen) -> None:
+    """A caller that is not root floods this host only (loopback, or an address of its
+    own, which the kernel then sends from): what `hdp stats --flood` on this host needs,
+    never a packet-rate stream of raw packets at another host."""
+    assert request.dst is not None
+    try:
+        own = ip_address(rawsock.source_address_for(request.dst, request.family).split(
+            "%")[0]) == ip_address(request.dst.split("%")[0])
+    except (OSError, ValueError):
+        own = False
+    if not own:
+        caller.require_root(f"flooding {request.dst}, not an address of this host")
 
 
 def _no_stamps(sock: socket.socket) -> None:

@@ -4,7 +4,8 @@ An agent runs as root for whoever may start it. A root caller (a root pytest, `h
 as root, a lab's own agents, ssh as root) gets every operation. A caller that reached
 root only through ``sudo`` gets what a probe run needs and no more: probes the agent
 builds itself (its own source address, its own tag), listeners that report only the
-runs it names, UDP sockets above port 1023, and captures that keep only the flows of
+runs it names, UDP sockets above port 1023, floods (hdp.agent.flood) of its own
+probes to this host's own addresses only, and captures that keep only the flows of
 the sockets and probes this agent itself opened and sent. Caller-built packets
 (`raw-send`) and privileged ports are refused with an `error` event.
 

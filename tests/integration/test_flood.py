@@ -16,7 +16,9 @@ import pytest
 
 from hdp import mmsg
 from hdp.agent import messages
+from hdp.agent.flood import FloodOps
 from hdp.agent.launch import AgentClient, AgentError, AgentSpec
+from hdp.agent.powers import Caller, Refused
 from hdp.endpoint import Endpoint
 from hdp.flood import FloodPlan, flood
 from hdp.probe import probe_data
@@ -147,3 +149,20 @@ def test_flood_bounds_and_roles_are_refused_in_one_line(agents):
             end.call(messages.FloodCount(handle=opened["handle"]))
     finally:
         end.call(messages.FloodClose(handle=opened["handle"]))
+
+
+def test_a_caller_that_is_not_root_floods_only_this_host():
+    answers: list[dict] = []
+    ops = FloodOps(lambda *_: None, lambda *_: None, answers.append,
+                   Caller(root=False, uid=1000))
+    base = {"op": "flood-open", "role": "send", "run": 1, "family": 4, "count": 10}
+    # 192.0.2.1 (TEST-NET-1) is only named, never sent to: the open is refused first.
+    _, elsewhere = messages.parse_request({**base, "id": 1, "dst": "192.0.2.1"})
+    with pytest.raises(Refused) as refused:
+        ops.handlers()[type(elsewhere)](1, elsewhere)
+    assert refused.value.needs == "root" and "not an address of this host" in str(
+        refused.value)
+    _, here = messages.parse_request({**base, "id": 2, "dst": "127.0.0.1"})
+    ops.handlers()[type(here)](2, here)
+    ops.close()
+    assert answers[0]["event"] == "flood-opened" and answers[0]["ok"]
