@@ -109,9 +109,12 @@ def test_a_target_without_a_listener_says_how_to_give_one():
 
 
 @requires_raw
-def test_flood_accounts_for_every_probe_and_reports_its_rates(tmp_path):
+def test_flood_accounts_for_every_probe_and_reports_its_rates(tmp_path, netns):
+    # Both agents in a namespace of the test's own: a flood on the host's loopback would
+    # fill every other raw listener's queue (other tests').
+    agents = ["--agent", f"netns:{netns}", "--listener", f"netns:{netns}"]
     out = tmp_path / "flood.json"
-    result = run_hdp("stats", *TARGETS, "--flood", "--count", 50_000, "--out", out)
+    result = run_hdp("stats", *TARGETS, "--flood", "--count", 50_000, *agents, "--out", out)
     assert result.returncode == 0, result.describe()
     report = json.loads(out.read_text())
     assert report["schema"] == "hdp-flood/1" and "not measured" in report["plan"]["latency"]
@@ -122,7 +125,7 @@ def test_flood_accounts_for_every_probe_and_reports_its_rates(tmp_path):
         assert case["sent"] == case["delivered"] + case["lost"] + case["dropped"]
         assert case["duplicated"] == case["corrupted"] == 0
         assert case["sent_per_s"] > 0 and case["matched_per_s"] > 0
-    markdown = run_hdp("stats", "127.0.0.1", "--flood", "--count", 1000)
+    markdown = run_hdp("stats", "127.0.0.1", "--flood", "--count", 1000, *agents)
     assert markdown.returncode == 0, markdown.describe()
     assert "| 127.0.0.1 (IPv4) | 1,000 |" in markdown.stdout
     assert "sent = delivered + lost + dropped" in markdown.stdout

@@ -4,7 +4,8 @@ sendmmsg/recvmmsg, and the bounds every caller gets.
 
 Every flood carries this run's random id in its tags and a listener counts only those:
 other traffic of the protocol on the host (other tests, other users, -n2) lands in
-`foreign` and changes no count asserted here.
+`foreign` and changes no count asserted here. The large floods run in a namespace of
+their own, so that they do not fill other tests' listeners either.
 """
 
 from __future__ import annotations
@@ -30,14 +31,29 @@ pytestmark = pytest.mark.skipif(not RAW_V4, reason=RAW_FIX)
 COUNT = 50_000
 
 
-@pytest.fixture(scope="module")
-def agents():
-    """A sender in this process and a listener of its own, as `hdp stats --flood` runs."""
-    sender = AgentClient.start(AgentSpec("inprocess"))
-    listener = AgentClient.start(AgentSpec("child"))
+@pytest.fixture
+def agents(netns):
+    """A sender and a listener of its own, as `hdp stats --flood` runs them, in a network
+    namespace of this test's: tens of thousands of probes a second on the host's loopback
+    would fill the queues of every other raw listener of the protocol (other tests')."""
+    spec = AgentSpec("netns", netns)
+    sender = AgentClient.start(spec)
+    try:
+        listener = AgentClient.start(spec)
+    except BaseException:
+        sender.close()
+        raise
     yield sender, listener
     sender.close()
     listener.close()
+
+
+@pytest.fixture(scope="module")
+def local():
+    """An agent in this process, on the host's loopback, for what sends a few packets."""
+    client = AgentClient.start(AgentSpec("inprocess"))
+    yield client
+    client.close()
 
 
 def _accounted(result) -> None:
@@ -67,9 +83,9 @@ def test_one_agent_at_both_ends_reads_between_its_own_sends(agents, family):
 
 def test_without_sendmmsg_and_recvmmsg_a_flood_goes_a_packet_a_call(monkeypatch, family):
     monkeypatch.setattr(mmsg, "available", lambda: False)
-    sender = AgentClient.start(AgentSpec("inprocess"))
-    try:
-        result = flood(sender, sender, FloodPlan(LOOPBACK[family], family, 5_000))
+    sender = AgentClient.start(AgentSpec("inprocess"))  # this process: the patch holds
+    try:  # on the host's loopback: fewer probes than any listener's queue holds
+        result = flood(sender, sender, FloodPlan(LOOPBACK[family], family, 2_000))
     finally:
         sender.close()
     assert not result.batched_send and not result.batched_receive
@@ -80,9 +96,8 @@ def _probe(run: int, case: int, size: int = 64) -> bytes:
     return bytes(ProbeTemplate(Carrier.HDP, probe_data(size)).fill(run, case))
 
 
-def test_duplicates_corrupt_copies_and_other_runs_are_counted_as_such(agents):
-    _, listener = agents
-    end = Endpoint(listener, "listener")
+def test_duplicates_corrupt_copies_and_other_runs_are_counted_as_such(local):
+    end = Endpoint(local, "listener")
     run, count = random.getrandbits(32), 10
     heard = end.call(messages.FloodOpen(role="listen", run=run, family=4, count=count))
     assert heard["ok"] and heard["batched"] == mmsg.available()
@@ -105,9 +120,8 @@ def test_duplicates_corrupt_copies_and_other_runs_are_counted_as_such(agents):
     assert counted["missing_ranges"] == 1
 
 
-def test_missing_ranges_are_listed_up_to_the_bound_and_counted_beyond_it(agents):
-    _, listener = agents
-    end = Endpoint(listener, "listener")
+def test_missing_ranges_are_listed_up_to_the_bound_and_counted_beyond_it(local):
+    end = Endpoint(local, "listener")
     run, count = random.getrandbits(32), 1000
     heard = end.call(messages.FloodOpen(role="listen", run=run, family=4, count=count))
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, 253) as raw:
@@ -125,9 +139,8 @@ def test_missing_ranges_are_listed_up_to_the_bound_and_counted_beyond_it(agents)
     assert counted["missing_ranges"] == len(range(1, 333, 3))  # gaps below 334
 
 
-def test_flood_bounds_and_roles_are_refused_in_one_line(agents):
-    sender, _ = agents
-    end = Endpoint(sender, "sender")
+def test_flood_bounds_and_roles_are_refused_in_one_line(local):
+    end = Endpoint(local, "sender")
     run = random.getrandbits(32)
     with pytest.raises(messages.Invalid, match="count: 10000001 is out of range"):
         end.call(messages.FloodOpen.from_json({"role": "listen", "run": run, "family": 4,
