@@ -9,8 +9,6 @@ probe between its own sends, at about three quarters of the rate.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -36,6 +34,7 @@ class Flooded:
 
 
 def run_flood_command(args: argparse.Namespace, stdout: TextIO) -> int:
+    from hdp.stats_report import finish
     from hdp.sweep import check_out, write_text
 
     fmt = args.format or ("json" if args.out and args.out.endswith(".json") else "md")
@@ -45,16 +44,7 @@ def run_flood_command(args: argparse.Namespace, stdout: TextIO) -> int:
     markdown = render_markdown(document)
     write_text(indented(document) + "\n" if fmt == "json" else markdown, args.out, stdout)
     problems = [f"{f.target} {family_name(f.family)}: {f.error}" for f in flooded if f.error]
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        try:
-            with open(summary, "a", encoding="utf-8") as job:
-                job.write(markdown + "\n")
-        except OSError as exc:
-            problems.append(f"cannot append to GITHUB_STEP_SUMMARY ({exc.strerror})")
-    for problem in problems:
-        print(f"hdp stats: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return finish(markdown, problems)
 
 
 def flood_targets(args: argparse.Namespace) -> list[Flooded]:

@@ -65,6 +65,12 @@ def run_stats_command(args: argparse.Namespace, stdout: TextIO) -> int:
     document = build_document(args, measured, comparisons, chart)
     markdown = render_markdown(document, measured, comparisons)
     write_text(indented(document) + "\n" if fmt == "json" else markdown, args.out, stdout)
+    return finish(markdown, problems)
+
+
+def finish(markdown: str, problems: list[str]) -> int:
+    """The Markdown to the GitHub Actions job summary (when there is one), each problem
+    on stderr; the exit status."""
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         try:
