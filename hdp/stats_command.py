@@ -102,7 +102,8 @@ def add_stats_parser(commands: Any) -> None:
     stats.add_argument("targets", nargs="+", metavar="TARGET",
                        help="an address, a host name, ssh://HOST or netns://NAME")
     stats.add_argument("--count", "-c", type=_count, default=1000, metavar="N",
-                       help=f"probes of each kind (default 1000, at most {MAX_COUNT})")
+                       help=f"probes of each kind (default 1000, at most {MAX_COUNT}; "
+                       f"{MAX_FLOOD_COUNT:,} with --flood)")
     stats.add_argument("--rate", "-r", type=_rate, metavar="PPS",
                        help="probes a second of each kind (default 1000)")
     stats.add_argument("--kinds", "-k", type=_kinds, metavar="KINDS",
