@@ -15,6 +15,7 @@ KINDS = ("hdp", "udp", "tcp")
 MAX_COUNT = 1 << 16  # probes a kind: the probe tag numbers them in 16 bits
 MAX_RATE = 100_000.0
 MAX_FLOOD_COUNT = 10_000_000  # --flood: probes a target (hdp.agent.messages' bound)
+MAX_FLOOD_SIZE = 1400  # --flood: data bytes a probe (likewise)
 
 EPILOG = """\
 examples:
@@ -151,6 +152,9 @@ def command_stats(args: argparse.Namespace, stdout: TextIO) -> int:
         if given:
             raise UsageError(f"{', '.join(given)}: --flood sends HDP probes unpaced and "
                              "measures no latency: leave them out, or leave out --flood")
+        if args.size > MAX_FLOOD_SIZE:
+            raise UsageError(f"--size {args.size} is out of range for --flood: give 0.."
+                             f"{MAX_FLOOD_SIZE} data bytes (a flood is about packets)")
         from hdp.flood_report import run_flood_command
 
         return run_flood_command(args, stdout)

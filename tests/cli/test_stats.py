@@ -136,6 +136,7 @@ def test_flood_accounts_for_every_probe_and_reports_its_rates(tmp_path, netns):
     (["--kinds", "hdp,udp"], "--kinds: --flood sends HDP probes unpaced"),
     (["--reflect"], "--reflect: --flood"),
     (["--count", "10000001"], "count 10000001 is out of range"),
-], ids=["rate", "kinds", "reflect", "count"])
+    (["--size", "1401"], "--size 1401 is out of range for --flood: give 0..1400"),
+], ids=["rate", "kinds", "reflect", "count", "size"])
 def test_a_flood_refuses_what_it_cannot_do_in_one_line(args, message):
     assert message in _one_line_error(run_hdp("stats", "127.0.0.1", "--flood", *args))
