@@ -332,7 +332,7 @@ class FloodOps:
                     (remaining := deadline - time.monotonic()) <= 0:
                 break
             poller.poll(max(1, int(min(remaining, WAIT_STEP) * 1000)))
-        below = min(request.expect or listener.count, listener.count)
+        below = min(request.below or listener.count, listener.count)
         missing, ranges = listener.missing(below)
         self._answer(ident, request, handle=request.handle, delivered=listener.delivered,
                      duplicated=listener.duplicated, corrupted=listener.corrupted,

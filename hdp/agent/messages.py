@@ -522,12 +522,14 @@ class FloodSend(Request):
 @dataclass(frozen=True)
 class FloodCount(Request):
     """A `listen` flood's counts; with `wait`, first read until `expect` distinct probes
-    have arrived intact, for at most `wait` seconds."""
+    have arrived intact, for at most `wait` seconds. The missing probes are looked for
+    among those numbered below `below` (0: all of the flood's)."""
 
     OP, ANSWER = "flood-count", "flood-counted"
     handle: Handle
     wait: Seconds = 0.0
     expect: Annotated[int, Range(0, MAX_FLOOD_COUNT)] = 0
+    below: Annotated[int, Range(0, MAX_FLOOD_COUNT)] = 0
 
 
 @dataclass(frozen=True)

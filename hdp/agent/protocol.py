@@ -120,8 +120,8 @@ Floods (many probes, counted only; hdp.agent.flood, hdp.flood)
     ``corrupted`` (copies of the run whose CRC failed), ``foreign``, ``drops`` (the
     socket's kernel drops, exact, null where the OS does not count them), ``first_ns``
     and ``last_ns`` of the matches, and ``missing``: up to MAX_MISSING [first, last]
-    ranges of probes below ``below`` never heard (``missing_ranges`` of them in all). No
-    answer carries anything per packet.
+    ranges of the probes numbered below ``below`` (0: all) never heard
+    (``missing_ranges`` of them in all). No answer carries anything per packet.
 
 Hostile input
     The agent runs as root and reads whatever its caller writes. A line longer than

@@ -67,7 +67,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "flood-open": {"role": "send", "run": 7, "family": 4, "count": 4, "protocol": 253,
                    "size": 16, "dst": "127.0.0.1"},
     "flood-send": {"handle": 1, "count": 2, "first": 0, "seconds": 0},
-    "flood-count": {"handle": 1, "wait": 0, "expect": 0},
+    "flood-count": {"handle": 1, "wait": 0, "expect": 0, "below": 0},
     "flood-close": {"handle": 1},
 }
 # Ops whose valid numbers hold the agent a while.
