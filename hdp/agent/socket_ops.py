@@ -10,7 +10,6 @@ are defined in hdp.agent.messages; what a non-root caller may ask, in hdp.agent.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import selectors
 import socket
@@ -51,6 +50,8 @@ def _address(family: int, host: str, port: int) -> tuple[Any, ...]:
 
 
 def digest(data: bytes) -> str:
+    import hashlib  # OpenSSL's bindings: an agent start pays them only when it digests
+
     return hashlib.sha256(data).hexdigest()[:16]
 
 

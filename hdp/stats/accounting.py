@@ -44,8 +44,8 @@ from hdp.stats.records import (
     ProbeRecord,
     SyncKind,
 )
+from hdp.stats.rules import DEFAULT_MAX_LATENCY_US, split_missing
 from hdp.stats.summary import (
-    DEFAULT_MAX_LATENCY_US,
     LatencySummary,
     LeftOut,
     count,
@@ -154,17 +154,6 @@ class CaseStats:
                                 for name in LeftOut().as_json()}),
             measure=Measure(data.get("measure", Measure.ONE_WAY.value)),
             refusals=tuple(refusals))
-
-
-def split_missing(missing: int, kernel_drops: int | None) -> tuple[int | None, int | None]:
-    """(lost, dropped) of `missing` probes, given the listener's drop counter over their
-    window: the counter counts packets, not which ones, so it moves probes from lost to
-    dropped, `dropped = min(kernel_drops, missing)`; both None when it is unknown. The one
-    rule for many-probe cases and for a batch's listeners alike (hdp.accounting)."""
-    if kernel_drops is None:
-        return None, None
-    dropped = min(kernel_drops, missing)
-    return missing - dropped, dropped
 
 
 def case_stats(probes: Iterable[ProbeRecord], kernel_drops: int | None, *,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hdp.stats.records import ClockKind, ClockSync, Measure, SyncKind
+from hdp.stats.rules import DEFAULT_MAX_LATENCY_US as DEFAULT_MAX_LATENCY_US  # re-exported
 
-DEFAULT_MAX_LATENCY_US = 10_000_000.0
 PERCENTILES = (0.5, 0.9, 0.99)
 
 
