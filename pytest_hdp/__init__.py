@@ -8,6 +8,7 @@ shipped conformance folder through it).
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,6 +19,24 @@ if TYPE_CHECKING:
 _HOME = {"Arrival": "probes", "Listener": "probes", "ProbeTimeout": "probes", "Sent": "probes",
          "CheckFailed": "outcome", "MachineryError": "outcome", "QuirkGone": "outcome",
          "HdpCheck": "results", "HdpResult": "results"}
+
+
+def _leave_unrewritten(*packages: str) -> None:
+    """Take `packages` off pytest's list of modules whose asserts it rewrites.
+
+    pytest rewrites every top-level package of a plugin's distribution, so each hdp
+    module a test run loads was parsed and compiled again in every process (about 0.4 s
+    a process) wherever pytest cannot keep its rewritten bytecode: a read-only install,
+    PYTHONDONTWRITEBYTECODE. Neither package asserts anything a test reads. Runs before
+    pytest loads either (this package's own import comes first); if pytest's internals
+    move, the modules are merely rewritten again."""
+    for finder in sys.meta_path:
+        marked = getattr(finder, "_must_rewrite", None)  # pytest's AssertionRewritingHook
+        if isinstance(marked, set):
+            marked.difference_update(packages)
+
+
+_leave_unrewritten("hdp", "pytest_hdp")
 
 __all__ = ["Arrival", "CheckFailed", "HdpCheck", "HdpResult", "Listener", "MachineryError",
            "ProbeTimeout", "QuirkGone", "Sent"]
