@@ -11,6 +11,7 @@ hdp test is collected, or when an option names a lab or a profile to check up fr
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,9 +290,10 @@ class HdpSession:
         given: dict[str, object] = {} if shared is None else {"hdp_lab": shared}
         if getattr(self.config.option, "dist", None) != "each":
             if self._results is None:
-                from pytest_hdp.shared import make_directory
-
-                self._results = make_directory()
+                # A directory of the run's own (removed at the end). Not through
+                # pytest_hdp.shared: that loads the prober and the engine, which the
+                # controller never needs, before its workers may start.
+                self._results = tempfile.mkdtemp(prefix="hdp-xdist-")
                 self.config.add_cleanup(lambda: shutil.rmtree(str(self._results), True))
             given["hdp_results"] = self._results
         return given

@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -35,11 +34,6 @@ from pytest_hdp.prober import Evidence, Request
 LOCK, RESULTS = "results.lock", "results.json"
 FORMAT = "hdp-xdist-results/1"
 Found = tuple[Observation, Evidence | None]
-
-
-def make_directory() -> str:
-    """A directory of the run's own for the results (the controller removes it)."""
-    return tempfile.mkdtemp(prefix="hdp-xdist-")
 
 
 class SharedResults:
