@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hdp.case import Case, Delivery, Observation
 from hdp.checks.check import Check
@@ -18,10 +19,12 @@ from hdp.checks.rule import Decision, Judgement
 from hdp.evidence import Packet
 from hdp.pcap import PcapRecord, write_pcap
 from hdp.profile import CHANGES, OUTCOMES, Expectation
-from hdp.stats import CaseStats
 from hdp.verdict import Verdict
 from pytest_hdp.outcome import enforce
 from pytest_hdp.prober import Evidence
+
+if TYPE_CHECKING:
+    from hdp.stats import CaseStats  # binomial intervals: loaded by a many-probe case
 
 
 @dataclass

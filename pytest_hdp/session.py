@@ -10,8 +10,11 @@ hdp test is collected, or when an option names a lab or a profile to check up fr
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +67,7 @@ class HdpSession:
         self.written: list[str] = []
         self.warnings: list[str] = []
         self._results: str | None = None  # the xdist workers' results directory
+        self._preloading = False
 
     # -- configure ----------------------------------------------------------------------
 
@@ -249,6 +253,9 @@ class HdpSession:
             self.case_entries[f"{worker} {report.nodeid}"] = case
         if isinstance(check, dict):
             self.check_entries[f"{worker} {report.nodeid}"] = check
+        if (case or check) and self._world is None and not self._preloading:
+            self._preloading = True
+            _preload("pytest_hdp.world")
 
     # -- the end ------------------------------------------------------------------------
 
@@ -305,6 +312,21 @@ class HdpSession:
                                       for key, count in drops.items()})
         if isinstance(agents, list):
             self.remote_agents += [str(a) for a in agents if str(a) not in self.remote_agents]
+
+
+def _preload(module: str) -> None:
+    """Import `module` in a thread of its own. The xdist controller needs the reporting
+    machinery only once every test has run, and loading it then (about 0.1 s) was the
+    last thing between the workers' end and pytest's; while the tests run the controller
+    mostly waits for their reports, so it loads it meanwhile. Python's import locks
+    make the main thread wait for a module the thread is still loading; should the
+    thread fail, the main thread imports it again and meets the error itself."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    threading.Thread(target=load, name="hdp-preload", daemon=True).start()
 
 
 def _nothing(reason: str) -> object:

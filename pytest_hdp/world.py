@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -35,11 +35,13 @@ from pytest_hdp.marker import HdpMark
 from pytest_hdp.outcome import MachineryError, NotHere
 from pytest_hdp.paths import Ends
 from pytest_hdp.prober import Evidence, NoLocalAgent, Probed, Prober, Request, judged
-from pytest_hdp.probes import Hands, Host
 from pytest_hdp.results import HdpCheck, HdpResult
 from pytest_hdp.settings import Settings
 from pytest_hdp.shared import SharedResults
-from pytest_hdp.streams import StreamProber
+
+if TYPE_CHECKING:
+    from pytest_hdp.probes import Hands, Host
+    from pytest_hdp.streams import StreamProber
 
 T = TypeVar("T")
 VANTAGE_ENV = "HDP_VANTAGE"  # names this process's vantage point, e.g. on an ssh worker
@@ -70,12 +72,12 @@ class HdpWorld:
         self.targets = self._plan_targets()
         self.profiles = Profiles(rootpath, settings.profile)
         self.prober = Prober(self.local_sender_spec, capture=settings.pcap != "none")
-        self.streams = StreamProber(self.local_sender_spec)  # cases with count=
+        self._streams: StreamProber | None = None  # cases with count=, made on first need
         self.results: dict[Request, Probed] = {}
         self.wanted: list[Request] = []
         self.no_privilege: str | None = None
         self.ends = Ends()
-        self.hands = Hands(self.host)
+        self._hands: Hands | None = None  # hand-written probes, made on first need
         # A vantage point of its own sees from where it is: it probes for itself.
         self.shared = SharedResults(shared_results) \
             if shared_results is not None and self.vantage is None else None
@@ -294,12 +296,18 @@ class HdpWorld:
         except AgentError as exc:
             self.no_privilege = f"{exc}; {PRIVILEGE_FIX}"
             raise NotHere(self.no_privilege) from None
-        return self.hands
+        if self._hands is None:
+            from pytest_hdp.probes import Hands
+
+            self._hands = Hands(self.host)
+        return self._hands
 
     def host(self, name: str | None, role: str) -> Host:
         """A host by the name a test gives (see the README's "Writing path tests"):
         None, the session's first target's sending or receiving end; `local`; a lab
         host (`server`, `routed/server`); `netns://NAME`; `ssh://[user@]host`."""
+        from pytest_hdp.probes import Host  # with the hands that ask for it
+
         if name is None:
             return self._first_target_end(role)
         if name == "local":
@@ -336,6 +344,8 @@ class HdpWorld:
         spec = self.local_sender_spec({target.path}) if end == "local" else AgentSpec.parse(end)
         addresses = dict(target.addresses) or {
             f: a for f in target.families if (a := resolve(target.name, f)[0]) is not None}
+        from pytest_hdp.probes import Host
+
         return Host(f"{target.name} ({role})", spec, addresses)
 
     def path_settings(self, path: PathUnderTest) -> PathSettings:
@@ -394,14 +404,26 @@ class HdpWorld:
         return lines
 
     @property
+    def streams(self) -> StreamProber:
+        """The prober of many-probe cases (and hdp.measure), loaded when one is asked."""
+        if self._streams is None:
+            from pytest_hdp.streams import StreamProber
+
+            self._streams = StreamProber(self.local_sender_spec)
+        return self._streams
+
+    @property
     def agents_used(self) -> list[str]:
         """Every agent spec that probed, one-probe batches and streams alike."""
-        return list(dict.fromkeys([*self.prober.used, *self.streams.used]))
+        streams = [] if self._streams is None else self._streams.used
+        return list(dict.fromkeys([*self.prober.used, *streams]))
 
     def close(self) -> None:
         self.prober.close()
-        self.streams.close()
-        self.hands.close()
+        if self._streams is not None:
+            self._streams.close()
+        if self._hands is not None:
+            self._hands.close()
         self.ends.close()
 
 
