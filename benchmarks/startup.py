@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write the figures here")
     args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(_bench.REPO)}
+    _bench.compile_bytecode()
     print(f"startup: {args.repeat} runs each, interleaved; {PYTHON}; {_bench.revision_text()}",
           flush=True)
     load_before = _bench.load_average()
