@@ -142,6 +142,8 @@ class HdpSession:
                 mark = HdpMark.parse(item.get_closest_marker(MARKER), item.nodeid)
                 wanted.append((case, mark))
         self._world.want(wanted)
+        if self.worker:
+            self._world.prefetch()
 
     # -- fixtures -------------------------------------------------------------------------
 

@@ -5,11 +5,13 @@ first hdp test is collected, so a run without one never loads any of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -75,6 +77,8 @@ class HdpWorld:
         self._streams: StreamProber | None = None  # cases with count=, made on first need
         self.results: dict[Request, Probed] = {}
         self.wanted: list[Request] = []
+        self._prefetch: threading.Thread | None = None
+        self._prefetch_error: Exception | None = None
         self.no_privilege: str | None = None
         self.ends = Ends()
         self._hands: Hands | None = None  # hand-written probes, made on first need
@@ -186,26 +190,66 @@ class HdpWorld:
         probed the first time one is asked for; `again` probes it anew (a rerun).
         NotHere when no raw sockets can be had; MachineryError when our own
         machinery fails."""
+        self._join_prefetch()
         if self.no_privilege is not None:
             raise NotHere(self.no_privilege)
         if again or request not in self.results:
             pending = [request] if again else \
                 [r for r in dict.fromkeys([*self.wanted, request]) if r not in self.results]
-            try:
+            with self._machinery():
                 if request.case.count is not None:  # a stream leaves when its test runs
                     self.results[request] = self.streams.probe(request, self.reachable())
                 elif self.shared is not None and not again:
-                    self.shared.fetch(pending, self._probe, self._found,
-                                      lambda: [(r, p.observation, p.evidence)
-                                               for r, p in self.results.items()])
+                    self._fetch(self.shared, pending)
                 else:
                     self._probe(pending)
-            except LabError as exc:
-                raise MachineryError(f"the lab did not come up: {exc}") from None
-            except (AgentError, NoLocalAgent) as exc:
-                self.no_privilege = f"{exc}; {PRIVILEGE_FIX}"
-                raise NotHere(self.no_privilege) from None
         return self.results[request]
+
+    def prefetch(self) -> None:
+        """Under xdist, fetch the batch (pytest_hdp.shared) from the end of collection
+        on, in a thread, rather than when the first test asks: the worker then only
+        waits for the controller to hand out tests, and the first worker's probing
+        overlaps that. The first test to ask joins it (probed)."""
+        if self.shared is None or not self.wanted or self._prefetch is not None or \
+                self.no_privilege is not None:
+            return
+        shared, pending = self.shared, list(dict.fromkeys(self.wanted))
+
+        def fetch() -> None:
+            try:
+                self._fetch(shared, pending)
+            except Exception as exc:  # raised again in the test that joins (probed)
+                self._prefetch_error = exc
+
+        self._prefetch = threading.Thread(target=fetch, name="hdp-prefetch", daemon=True)
+        self._prefetch.start()
+
+    def _join_prefetch(self) -> None:
+        thread, self._prefetch = self._prefetch, None
+        if thread is None:
+            return
+        thread.join()
+        error, self._prefetch_error = self._prefetch_error, None
+        if error is not None:
+            with self._machinery():
+                raise error
+
+    def _fetch(self, shared: SharedResults, pending: list[Request]) -> None:
+        shared.fetch(pending, self._probe, self._found,
+                     lambda: [(r, p.observation, p.evidence) for r, p in self.results.items()])
+
+    @contextlib.contextmanager
+    def _machinery(self) -> Iterator[None]:
+        """Our own failures as the test sees them: a lab that did not come up is an
+        ERROR (MachineryError); no raw sockets to be had skips (NotHere), then and
+        for every test after."""
+        try:
+            yield
+        except LabError as exc:
+            raise MachineryError(f"the lab did not come up: {exc}") from None
+        except (AgentError, NoLocalAgent) as exc:
+            self.no_privilege = f"{exc}; {PRIVILEGE_FIX}"
+            raise NotHere(self.no_privilege) from None
 
     def _probe(self, requests: list[Request]) -> None:
         self.results.update(self.prober.probe(requests, self.reachable()))
@@ -419,6 +463,9 @@ class HdpWorld:
         return list(dict.fromkeys([*self.prober.used, *streams]))
 
     def close(self) -> None:
+        if self._prefetch is not None:  # no test asked for its results: let it finish
+            self._prefetch.join()
+            self._prefetch = None
         self.prober.close()
         if self._streams is not None:
             self._streams.close()
