@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ctypes.util
 import errno
 import os
 import selectors
@@ -84,9 +85,7 @@ def _c_socket(domain: int, kind: int, protocol: int) -> int | OsRefusal:
     # Python's socket() treats protocol -1 as "default"; libc takes the number as it is.
     global _libc
     if _libc is None:
-        from ctypes.util import find_library  # subprocess, tempfile, shutil: only here
-
-        _libc = ctypes.CDLL(find_library("c"), use_errno=True)
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     if not -(1 << 31) <= protocol < 1 << 31:
         return OsRefusal.from_errno(errno.EINVAL)
     fd = _libc.socket(domain, kind, ctypes.c_int(protocol))
