@@ -1,10 +1,10 @@
 """Results probed once under pytest-xdist, and read by every worker from one file.
 
-Every worker collects the same tests (xdist insists), so each wants the same cases. The
-first worker that needs a result takes the exclusive flock of `results.lock` in the
-directory the controller made for the run (handed over in workerinput), probes every
-case the collection wants, writes them to `results.json` (renamed into place whole) and
-lets go. Each other worker blocks on the same lock, no polling and no sleep, then reads
+Every worker collects the same tests (xdist insists), so each wants the same cases. Each
+worker starts fetching them when its collection ends, in a thread (HdpWorld.prefetch); the
+first to take the exclusive flock of `results.lock` in the directory the controller made
+for the run (handed over in workerinput) probes every case the collection wants, writes
+them to `results.json` (renamed into place whole) and lets go. Each other worker blocks on the same lock, no polling and no sleep, then reads
 the file instead of probing: each probe leaves once, however many workers there are.
 A case the file lacks (one a test builds by hand) its worker probes itself; so does a
 worker after one that failed before writing. Workers that are vantage points of their
