@@ -11,7 +11,7 @@ packet still queued; the difference is the batch's drops on that socket. Per soc
   router or firewall answered: they never reached the socket);
 - `missing`: the rest, `sent - delivered - stopped`;
 - `dropped = min(kernel_drops, missing)` and `lost = stopped + missing - dropped`, the
-  rule hdp.stats.rules.split_missing states for many-probe cases; `excess` is the
+  rule hdp.probe_rules.split_missing states for many-probe cases; `excess` is the
   rest of the counter (other traffic of that protocol on the host).
 
 A missing probe on a socket that dropped packets during the batch may be one of the
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hdp.stats.rules import split_missing
+from hdp.probe_rules import split_missing
 
 
 @dataclass(frozen=True)

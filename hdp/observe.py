@@ -16,7 +16,7 @@ from hdp import icmp_budget, rewrites
 from hdp.address import is_loopback
 from hdp.agent.launch import AgentClient
 from hdp.case import Case, Delivery, IcmpReport, Observation
-from hdp.stats.rules import DEFAULT_MAX_LATENCY_US
+from hdp.probe_rules import DEFAULT_MAX_LATENCY_US
 
 
 def listen_protocol(family: int, protocol: int) -> int | None:

@@ -4,8 +4,9 @@ Every worker collects the same tests (xdist insists), so each wants the same cas
 worker starts fetching them when its collection ends, in a thread (HdpWorld.prefetch); the
 first to take the exclusive flock of `results.lock` in the directory the controller made
 for the run (handed over in workerinput) probes every case the collection wants, writes
-them to `results.json` (renamed into place whole) and lets go. Each other worker blocks on the same lock, no polling and no sleep, then reads
-the file instead of probing: each probe leaves once, however many workers there are.
+them to `results.json` (renamed into place whole) and lets go. Each other worker blocks
+on the same lock, no polling and no sleep, then reads the file instead of probing: each
+probe leaves once, however many workers there are.
 A case the file lacks (one a test builds by hand) its worker probes itself; so does a
 worker after one that failed before writing. Workers that are vantage points of their
 own (`hdp lab python HOST`, HDP_VANTAGE, `--dist each`) are never handed a directory,

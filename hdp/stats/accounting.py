@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdp.probe_rules import DEFAULT_MAX_LATENCY_US, split_missing
 from hdp.stats.binomial import Proportion, wilson_interval
 from hdp.stats.records import (
     SHARED_CLOCK,
@@ -44,7 +45,6 @@ from hdp.stats.records import (
     ProbeRecord,
     SyncKind,
 )
-from hdp.stats.rules import DEFAULT_MAX_LATENCY_US, split_missing
 from hdp.stats.summary import (
     LatencySummary,
     LeftOut,

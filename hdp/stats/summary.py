@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from hdp.probe_rules import DEFAULT_MAX_LATENCY_US as DEFAULT_MAX_LATENCY_US  # re-exported
 from hdp.stats.records import ClockKind, ClockSync, Measure, SyncKind
-from hdp.stats.rules import DEFAULT_MAX_LATENCY_US as DEFAULT_MAX_LATENCY_US  # re-exported
 
 PERCENTILES = (0.5, 0.9, 0.99)
 

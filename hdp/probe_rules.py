@@ -1,8 +1,8 @@
-"""The rules a single probe's case shares with many-probe cases (pure, no imports).
+"""The rules a single probe's case shares with many-probe cases (hdp.stats): pure, no imports.
 
-hdp.accounting and hdp.observe judge every case of a sweep by them; they live apart from
-the rest of hdp.stats so that a sweep does not load the statistics (binomial intervals,
-decimal, fractions) it never uses.
+hdp.accounting and hdp.observe judge every case of a sweep by them; they live outside the
+hdp.stats package, whose import loads all of it (binomial intervals through statistics,
+decimal, fractions; the records' and summaries' dataclasses), which a sweep never uses.
 """
 
 from __future__ import annotations
