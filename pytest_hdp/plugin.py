@@ -63,7 +63,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session_of(session.config).collected(session.items)
+    option = session.config.option
+    # Tests will run: not only listed or planned, and no collection error stops the run.
+    will_run = not (getattr(option, "collectonly", False) or getattr(option, "setupplan", False)
+                    or getattr(option, "setuponly", False)) and not session.testsfailed
+    session_of(session.config).collected(session.items, will_run=will_run)
 
 
 # -- each test ----------------------------------------------------------------------------

@@ -124,9 +124,11 @@ class HdpSession:
                 for target, family in world.paths_for(mark, check.families)]
                 or [_nothing(world.none_for(mark, "path"))], indirect=True)
 
-    def collected(self, items: Iterable[pytest.Item]) -> None:
+    def collected(self, items: Iterable[pytest.Item], *, will_run: bool = True) -> None:
         """Every case this process will run goes into its first batch; every profile it
-        needs is loaded now, so that a bad file is one usage error before any probe."""
+        needs is loaded now, so that a bad file is one usage error before any probe. An
+        xdist worker starts fetching the batch now when tests `will_run` (never for
+        --collect-only, --setup-plan or a collection error: no probe leaves then)."""
         if self._world is None:
             return
         if not self.worker:
@@ -142,7 +144,7 @@ class HdpSession:
                 mark = HdpMark.parse(item.get_closest_marker(MARKER), item.nodeid)
                 wanted.append((case, mark))
         self._world.want(wanted)
-        if self.worker:
+        if self.worker and will_run:
             self._world.prefetch()
 
     # -- fixtures -------------------------------------------------------------------------

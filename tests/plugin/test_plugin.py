@@ -206,7 +206,8 @@ def _sent_packets(namespace: str) -> int:
 @pytest.mark.skipif(not RAW_V6, reason="IPv6 " + RAW_FIX)
 def test_with_two_xdist_workers_each_probe_leaves_once(suite):
     """The kernel of a namespace of the test's own counts what left: one packet a case
-    with -n2, as with -n0, not one per worker."""
+    with -n2, as with -n0, not one per worker; none when the tests are only planned
+    (--setup-plan)."""
     import subprocess
     import uuid
 
@@ -226,6 +227,15 @@ def test_with_two_xdist_workers_each_probe_leaves_once(suite):
             cases = json.loads((suite.path / f"{workers[1:]}.json").read_text())["cases"]
             assert len(cases) == 4 * 2 * 2 and {c["outcome"] for c in cases} == {"delivered"}
         assert counts == {"-n0": 16, "-n2": 16}
+        # --setup-plan lists each test's fixtures and runs none: no probe leaves, though
+        # the workers fetch the batch from the end of their collection on when tests run.
+        before = _sent_packets(namespace)
+        result = suite.run("ip", "netns", "exec", namespace, sys.executable, "-m", "pytest",
+                           "-p", "no:randomly", "-p", "no:cacheprovider",
+                           "--hdp-protocols", "250-253", "--hdp-profile", "none", "-n2",
+                           "--setup-plan")
+        assert result.ret == 0, result.stdout.str()[-2000:]
+        assert _sent_packets(namespace) - before == 0
     finally:
         subprocess.run(["ip", "netns", "del", namespace], check=False)
 
