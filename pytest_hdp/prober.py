@@ -69,14 +69,35 @@ class _Capture:
     note: str | None = None
 
 
-class Prober:
+class AgentPool:
+    """Agents started once per spec and kept for later probes; `close()` ends them."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, AgentClient] = {}
+        self.used: list[str] = []  # every agent spec that probed, for the summary
+
+    def _agent(self, spec: AgentSpec) -> AgentClient:
+        key = str(spec)
+        agent = self.agents.get(key)
+        if agent is None or not agent.alive():
+            agent = self.agents[key] = AgentClient.start(spec)
+            if key not in self.used:
+                self.used.append(key)
+        return agent
+
+    def close(self) -> None:
+        for agent in self.agents.values():
+            agent.close()
+        self.agents.clear()
+
+
+class Prober(AgentPool):
     """The agents of one process's delivery cases and the batches sent through them."""
 
     def __init__(self, local: Callable[[set[str]], AgentSpec], *, capture: bool) -> None:
+        super().__init__()
         self.local = local  # how this host sends (see HdpWorld.local_sender_spec)
         self.capture = capture
-        self.agents: dict[str, AgentClient] = {}
-        self.used: list[str] = []  # every agent spec that probed, for the summary
         self.drops: dict[str, int] = {}
         self.seconds = 0.0
 
@@ -134,19 +155,6 @@ class Prober:
                 probed[by_case[case]] = judged(by_case[case], observation, evidence, plan)
         return probed
 
-    def _agent(self, spec: AgentSpec) -> AgentClient:
-        key = str(spec)
-        agent = self.agents.get(key)
-        if agent is None or not agent.alive():
-            agent = self.agents[key] = AgentClient.start(spec)
-            if key not in self.used:
-                self.used.append(key)
-        return agent
-
-    def close(self) -> None:
-        for agent in self.agents.values():
-            agent.close()
-        self.agents.clear()
 
 
 def judged(request: Request, observation: Observation, evidence: Evidence | None,

@@ -19,18 +19,17 @@ from hdp.case import Observation
 from hdp.measure import LaneResult, StreamPlan, measure
 from hdp.target import Target
 from hdp.verdict import judge
-from pytest_hdp.prober import NoLocalAgent, Probed, Request
+from pytest_hdp.prober import AgentPool, NoLocalAgent, Probed, Request
 
 DEFAULT_RATE = 1000.0  # probes a second, where the marker gives no rate=
 
 
-class StreamProber:
+class StreamProber(AgentPool):
     """The agents of one process's many-probe cases, and the streams sent through them."""
 
     def __init__(self, local: Callable[[set[str]], AgentSpec]) -> None:
+        super().__init__()
         self.local = local  # how this host sends (HdpWorld.local_sender_spec)
-        self.agents: dict[str, AgentClient] = {}
-        self.used: list[str] = []
 
     def probe(self, request: Request, plan: Mapping[str, Target]) -> Probed:
         """Send `request`'s stream; NoLocalAgent when this host has no agent to send
@@ -72,15 +71,6 @@ class StreamProber:
         observation = _observation(request, result.lanes[0], str(address))
         return Probed(request, observation, judge(observation))
 
-    def _agent(self, spec: AgentSpec) -> AgentClient:
-        key = str(spec)
-        agent = self.agents.get(key)
-        if agent is None or not agent.alive():
-            agent = self.agents[key] = AgentClient.start(spec)
-            if key not in self.used:
-                self.used.append(key)
-        return agent
-
     def _agent_or_none(self, spec: AgentSpec) -> AgentClient | None:
         try:
             return self._agent(spec)
@@ -91,11 +81,6 @@ class StreamProber:
     def _broken(request: Request, why: str) -> Probed:
         observation = Observation(request.case, failure_stage="agent", note=why)
         return Probed(request, observation, judge(observation))
-
-    def close(self) -> None:
-        for agent in self.agents.values():
-            agent.close()
-        self.agents.clear()
 
 
 def _observation(request: Request, lane: LaneResult, address: str) -> Observation:
