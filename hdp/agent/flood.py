@@ -33,14 +33,11 @@ from typing import Any
 
 from hdp import mmsg, rawsock
 from hdp.agent import messages
-from hdp.agent.powers import Caller, OwnFlows, Refused
+from hdp.agent.powers import Caller, Emit, Ops, OwnFlows, Refused, Register, Unregister
 from hdp.probe import probe_data
 from hdp.timestamps import boot_id
 from hdp.wire.hdp import HEADER_LENGTH, ORIGINAL_PORT, TAG_LENGTH, TAG_MAGIC, TAG_VERSION, Carrier
 
-Emit = Callable[[dict[str, Any]], None]
-Register = Callable[[Any, Callable[[], object]], None]
-Unregister = Callable[[Any], object]
 RECEIVE_BUFFER = 64 << 20  # bytes: about 80,000 queued probes of 64 data bytes on Linux
 READS_A_TURN = 64  # recvmmsg calls (or packets, unbatched) one readiness serves at most
 WAIT_STEP = 0.005  # seconds a flood-count blocks at a time while it checks for completion
@@ -238,16 +235,12 @@ class Sender:
         self.raw.close()
 
 
-class FloodOps:
+class FloodOps(Ops):
     """The floods of one agent; a listener's socket is served by the agent's own loop."""
 
-    def __init__(self, register: Register, unregister: Unregister, emit: Emit,
+    def __init__(self, emit: Emit, register: Register, unregister: Unregister,
                  caller: Caller | None = None, own: OwnFlows | None = None) -> None:
-        self.register = register
-        self.unregister = unregister
-        self.emit = emit
-        self.caller = caller or Caller(root=True, uid=None)
-        self.own = own or OwnFlows()
+        super().__init__(emit, register, unregister, caller, own)
         self.floods: dict[int, Listener | Sender] = {}
         self._handles = itertools.count(1)
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import collections
 import os
 import pwd
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hdp.agent.schema import Invalid
 from hdp.errors import DecodeError
@@ -194,3 +194,21 @@ def _plain(address: str) -> str:
         return str(ip_address(address.split("%")[0]))
     except ValueError:
         return address
+
+
+Emit = Callable[[dict[str, Any]], None]  # an event to the controller
+Register = Callable[[Any, Callable[[], object]], None]  # the agent's loop: watch a socket
+Unregister = Callable[[Any], object]  # ...and stop watching it
+
+
+class Ops:
+    """What each group of an agent's operations holds: how it emits events, how the
+    agent's loop watches its sockets, who called, and which flows are the caller's own."""
+
+    def __init__(self, emit: Emit, register: Register, unregister: Unregister,
+                 caller: Caller | None = None, own: OwnFlows | None = None) -> None:
+        self.emit = emit
+        self.register = register
+        self.unregister = unregister
+        self.caller = caller or Caller(root=True, uid=None)
+        self.own = own or OwnFlows()

@@ -22,7 +22,7 @@ from typing import Any
 from hdp import osnet, rawsock
 from hdp.agent import messages
 from hdp.agent.flood import FloodOps
-from hdp.agent.powers import Caller, OwnFlows, Refused
+from hdp.agent.powers import Caller, Emit, Ops, OwnFlows, Refused, Register, Unregister
 from hdp.agent.stream import StreamOps
 from hdp.counters import sysctl_counters
 from hdp.probe import probe_data
@@ -30,9 +30,6 @@ from hdp.probe import probe_data
 MAX_WAIT = messages.MAX_WAIT  # no request holds the agent longer than this
 MAX_DATAGRAM = messages.MAX_DATAGRAM
 
-Emit = Callable[[dict[str, Any]], None]
-Register = Callable[[Any, Callable[[], object]], None]
-Unregister = Callable[[Any], object]
 
 
 def errno_name(exc: OSError) -> str:
@@ -128,24 +125,20 @@ def path_mtu(sock: socket.socket, family: int) -> int | None:
     return int.from_bytes(answer[query.offset:query.offset + 4], sys.byteorder)
 
 
-class SocketOps:
+class SocketOps(Ops):
     """UDP sockets, header-included sends, captures, counters and sysctls of one agent,
     and its many-probe streams (hdp.agent.stream)."""
 
     def __init__(self, emit: Emit, register: Register, unregister: Unregister,
                  caller: Caller | None = None, own: OwnFlows | None = None) -> None:
-        self.emit = emit
-        self.register = register
-        self.unregister = unregister
-        self.caller = caller or Caller(root=True, uid=None)
-        self.own = own or OwnFlows()
+        super().__init__(emit, register, unregister, caller, own)
         self.sockets: dict[int, socket.socket] = {}
         self.captures: dict[int, Any] = {}
         self.raw: dict[int, rawsock.RawSocket | rawsock.OsRefusal] = {}
         self._handles = iter(range(1, messages.MAX_HANDLE))
         # Many-probe streams are sockets of this agent too, served by its own loop.
         self.streams = StreamOps(emit, register, unregister, self.caller, self.own)
-        self.floods = FloodOps(register, unregister, emit, self.caller, self.own)
+        self.floods = FloodOps(emit, register, unregister, self.caller, self.own)
 
     def handlers(self) -> dict[type[messages.Request], Callable[[Any, Any], None]]:
         return {messages.UdpOpen: self._open, messages.UdpSend: self._send,

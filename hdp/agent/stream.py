@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hdp.agent import messages
-from hdp.agent.powers import Caller, OwnFlows, Refused
+from hdp.agent.powers import Caller, Emit, Ops, OwnFlows, Refused, Register, Unregister
 from hdp.agent.stream_io import (
     ECHO,
     FLAG_KERNEL,
@@ -44,23 +44,16 @@ from hdp.agent.stream_state import Stream, Via
 from hdp.rawsock import RawSocket
 from hdp.timestamps import boot_id
 
-Emit = Callable[[dict[str, Any]], None]
-Register = Callable[[Any, Callable[[], object]], None]
-Unregister = Callable[[Any], object]
 BUSY_WITHIN = 0.002  # seconds before a send within which the loop stops blocking
 WAIT_STEP = 0.005  # seconds a `wait` blocks at a time while it checks for completion
 
 
-class StreamOps:
+class StreamOps(Ops):
     """The streams of one agent, and the poll loop that serves their sockets."""
 
     def __init__(self, emit: Emit, register: Register, unregister: Unregister,
                  caller: Caller | None = None, own: OwnFlows | None = None) -> None:
-        self.emit = emit
-        self.register = register
-        self.unregister = unregister
-        self.caller = caller or Caller(root=True, uid=None)
-        self.own = own or OwnFlows()
+        super().__init__(emit, register, unregister, caller, own)
         self.streams: dict[int, Stream] = {}
         self.poller = select.poll()
         # fd -> (its stream, the socket, what reads it (None: it only sends), whose

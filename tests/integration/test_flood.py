@@ -167,7 +167,7 @@ def test_flood_bounds_and_roles_are_refused_in_one_line(local):
 
 def test_a_caller_that_is_not_root_floods_only_this_host():
     answers: list[dict] = []
-    ops = FloodOps(lambda *_: None, lambda *_: None, answers.append,
+    ops = FloodOps(answers.append, lambda *_: None, lambda *_: None,
                    Caller(root=False, uid=1000))
     base = {"op": "flood-open", "role": "send", "run": 1, "family": 4, "count": 10}
     # 192.0.2.1 (TEST-NET-1) is only named, never sent to: the open is refused first.
