@@ -1,3 +1,3 @@
-from hdp.cli import main
+from hdp.cli import entry
 
-raise SystemExit(main())
+entry()
