@@ -236,10 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.files = args.files[1:]
             return merge.command_merge(args, sys.stdout)
         if args.command in ("sweep", "report"):
-            from hdp import sweep
+            from hdp.gcpause import collection_paused
 
-            command = sweep.command_sweep if args.command == "sweep" else sweep.command_report
-            return command(args, sys.stdout)
+            # A bounded run that makes objects and keeps them to the end (its modules'
+            # functions and classes, then cases, events and a report): the collector's
+            # passes over them find nothing to free (3-7 ms of a 4,096-case sweep).
+            with collection_paused():
+                from hdp import sweep
+
+                command = (sweep.command_sweep if args.command == "sweep"
+                           else sweep.command_report)
+                return command(args, sys.stdout)
         return run_send(args, sys.stdin.buffer if sys.stdin is not None else None, sys.stdout)
     except HdpError as exc:
         print(f"hdp {args.command}: error: {exc}", file=sys.stderr)
