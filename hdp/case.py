@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from hdp.quick_init import quick_init
+
 if TYPE_CHECKING:
     from hdp.stats import CaseStats
 
 
+@quick_init
 @dataclass(frozen=True)
 class Case:
     """One probe to run: target x family x protocol x payload kind x size."""
@@ -46,6 +49,7 @@ class Case:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+@quick_init
 @dataclass(frozen=True)
 class Delivery:
     """One packet of the case that reached the listener, with its header fields as received."""
@@ -66,6 +70,7 @@ class Delivery:
     changed_bytes: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class IcmpReport:
     """An ICMP or ICMPv6 error about the probe, as the sender's socket got it."""
@@ -78,6 +83,7 @@ class IcmpReport:
     quoted_protocol: int | None = None  # the protocol byte of the probe as the router saw it
 
 
+@quick_init
 @dataclass(frozen=True)
 class Observation:
     """Everything the engine saw of one case; failures are data here, never exceptions."""

@@ -58,10 +58,15 @@ def delivery(event: dict[str, Any], sent: dict[str, Any] | None, case: Case, run
     received_at = event.get("kernel_time_ns")
     comparison = rewrites.UNCHANGED if event.get("intact") else rewrites.Comparison(True)
     if sent is not None and dst is not None:
-        rebuild = rewrites.rebuilder(
-            case.payload, case.size, run_id, index, sent.get("stamp_ns"),
-            data=None if case.data is None else bytes.fromhex(case.data))
-        comparison = rewrites.compare(sent, event, rebuild, dst)
+        digest = sent.get("digest")
+        if not isinstance(digest, int) or digest != event.get("digest"):
+            # Equal digests: unchanged, what rewrites.compare says first (the common case)
+            rebuild = rewrites.rebuilder(
+                case.payload, case.size, run_id, index, sent.get("stamp_ns"),
+                data=None if case.data is None else bytes.fromhex(case.data))
+            comparison = rewrites.compare(sent, event, rebuild, dst)
+        else:
+            comparison = rewrites.UNCHANGED
     latency, left_out = _latency(received_at, sent)
     offset = event.get("fragment_offset")
     return Delivery(src=event["src"], dst=event.get("dst"),
@@ -90,8 +95,9 @@ def _latency(received_at: object, sent: dict[str, Any] | None) -> tuple[float | 
 
 def observation(state: CaseState, run_id: int, index: int) -> Observation:
     sent = state.sent or {}
-    socket_errno = sent.get("errno") if sent.get("stage") == "socket" else None
-    send_errno = sent.get("errno") if sent.get("stage") == "send" else None
+    stage = sent.get("stage")
+    socket_errno = sent.get("errno") if stage == "socket" else None
+    send_errno = sent.get("errno") if stage == "send" else None
     note = state.note
     deliveries = []
     for event in state.arrivals:
@@ -99,8 +105,9 @@ def observation(state: CaseState, run_id: int, index: int) -> Observation:
                                   state.address)
         deliveries.append(made)
         note = note or left_out
-    silenced = bool(sent.get("icmp_possible") is False and sent.get("ok") and not state.resolved)
-    if not state.resolved and sent.get("ok") and state.listener is None:
+    unsettled = not state.resolved and sent.get("ok")
+    silenced = bool(unsettled and sent.get("icmp_possible") is False)
+    if unsettled and state.listener is None:
         note = silence_note(state, silenced) or note
     if state.resolve_errno:
         send_errno = state.resolve_errno

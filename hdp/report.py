@@ -15,6 +15,7 @@ from hdp.describe import markdown_cell as _md
 from hdp.describe import one_line, with_details
 from hdp.host import platform_info
 from hdp.json_text import indented
+from hdp.quick_init import quick_init
 from hdp.report_checks import render_checks
 from hdp.report_load import SCHEMA, VERDICT_LABELS, loads, read_report
 from hdp.report_meta import meta_lines
@@ -32,6 +33,7 @@ _CHANGE_VALUES = {"protocol": "wire_protocol", "src": "source", "length": "bytes
                   "src-not-translated": "source", "payload": "payload_changed"}
 
 
+@quick_init
 @dataclass(frozen=True)
 class CaseResult:
     """One case with what was seen, what it means, and (optionally) what a profile expected."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hdp.case import Delivery, IcmpReport, Observation
+from hdp.quick_init import quick_init
 from hdp.wire.icmp import (
     ICMP4_PROHIBITED_CODES,
     ICMP6_PROHIBITED_CODES,
@@ -43,6 +44,7 @@ class Outcome(str, enum.Enum):
 SRC_NOT_TRANSLATED = "src-not-translated"
 
 
+@quick_init
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
