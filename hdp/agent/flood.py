@@ -244,9 +244,9 @@ class FloodOps(Ops):
         self.floods: dict[int, Listener | Sender] = {}
         self._handles = itertools.count(1)
 
-    def handlers(self) -> dict[type[messages.Request], Callable[[Any, Any], None]]:
-        return {messages.FloodOpen: self._open, messages.FloodSend: self._send,
-                messages.FloodCount: self._count, messages.FloodClose: self._close}
+    def handlers(self) -> dict[str, Callable[[Any, Any], None]]:
+        return {"flood-open": self._open, "flood-send": self._send,
+                "flood-count": self._count, "flood-close": self._close}
 
     def _answer(self, ident: int | None, request: messages.Request, **fields: Any) -> None:
         self.emit({"event": request.ANSWER, "id": ident, **fields})

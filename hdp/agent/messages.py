@@ -16,12 +16,12 @@ powers refuse, is answered ``{"event": "error", "id": N, "message": ...}`` (with
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple, TypedDict
 
-from hdp.agent.schema import Invalid, Items, Message, Parsed, Range, Text, freeze_bounds
-from hdp.flow import Flow
+from hdp.agent.schema import Invalid, Items, Message, Range, Text, freeze_bounds
 from hdp.selection import PROTOCOL_MAX, PROTOCOL_MIN
 
 VERSION = 3  # 3: `sent` and `arrival` events come in frames (FRAMES)
@@ -256,146 +256,6 @@ class Shutdown(Request):
     OP, ANSWER = "shutdown", "bye"
 
 
-# -- UDP and UDP-Lite sockets ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Peer(Message):
-    host: Host
-    port: Port
-
-
-@dataclass(frozen=True)
-class UdpOpen(Request):
-    """A UDP (17) or UDP-Lite (136) socket, bound and connected as asked."""
-
-    OP, ANSWER = "udp-open", "udp-opened"
-    family: Family
-    protocol: Literal[17, 136] = 17
-    bind: Host | None = None
-    port: Port = 0
-    connect: Peer | None = None
-    reuseaddr: bool = False
-    v6only: bool | None = None
-    rcvbuf: Annotated[int, Range(0, 1 << 26)] | None = None
-    sndbuf: Annotated[int, Range(0, 1 << 26)] | None = None
-    pmtudisc: Literal["dont", "want", "do"] | None = None
-    no_check: bool = False  # send with UDP checksum 0 (IPv4 only on Linux)
-    send_cscov: Port | None = None
-    recv_cscov: Port | None = None
-
-
-@dataclass(frozen=True)
-class UdpSend(Request):
-    """One datagram: `data` (hex) or `size` bytes of filler, to `dst`:`port` or the peer."""
-
-    OP, ANSWER = "udp-send", "udp-sent"
-    handle: Handle
-    size: Annotated[int, Range(0, MAX_DATAGRAM)] = 0
-    data: Hex | None = None
-    dst: Host | None = None
-    port: Port | None = None
-
-
-@dataclass(frozen=True)
-class UdpRecv(Request):
-    """Datagrams on `handles` until `count` arrived, one starting with `until`, or timeout."""
-
-    OP, ANSWER = "udp-recv", "udp-received"
-    handles: Handles = ()
-    handle: Handle | None = None
-    count: Annotated[int, Range(1, MAX_RECEIVE)] = 1
-    timeout: Seconds = 1.0
-    bufsize: Annotated[int, Range(1, MAX_DATAGRAM)] = MAX_DATAGRAM
-    until: Annotated[str, Text(128, r"(?:[0-9a-fA-F]{2})*", "hex bytes")] | None = None
-
-
-@dataclass(frozen=True)
-class UdpInfo(Request):
-    """A socket's address, port and (connected) path MTU."""
-
-    OP, ANSWER = "udp-info", "udp-info"
-    handle: Handle
-
-
-@dataclass(frozen=True)
-class UdpClose(Request):
-    OP, ANSWER = "udp-close", "udp-closed"
-    handles: Handles = ()
-    handle: Handle | None = None
-
-
-# -- whole packets, captures, the host --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RawSend(Request):
-    """Caller-built IP packets, header included, sent in order (root callers only)."""
-
-    OP, ANSWER = "raw-send", "raw-sent"
-    family: Family
-    dst: Address
-    packets: Annotated[tuple[Hex, ...], Items(MAX_RAW_PACKETS)]
-
-
-def _read_flow(value: Any) -> Flow:
-    """hdp.flow's one definition of a valid flow; its refusal worded to follow the field
-    name, which the message layer puts first (``flow: dport must be ...``)."""
-    try:
-        return Flow.from_request(value)
-    except ValueError as exc:
-        raise ValueError(str(exc).removeprefix("flow").lstrip(": ")) from None
-
-
-@dataclass(frozen=True)
-class CaptureStart(Request):
-    """Capture what reaches `interface` (all when None), kept if it matches the filter:
-    `protocol` and `hosts` first, then, when given, the one exchange `flow` (hdp.flow)."""
-
-    OP, ANSWER = "capture-start", "capture-started"
-    flow: Annotated[Flow, Parsed(_read_flow, Flow.to_request)] | None = None
-    interface: Annotated[str, Text(15, r"[0-9A-Za-z_.:@-]+", "an interface name")] | None = None
-    protocol: Annotated[int, Range(0, 255)] | None = None
-    hosts: Annotated[tuple[Address, ...], Items(16)] = ()
-    incoming_only: bool = True
-
-
-@dataclass(frozen=True)
-class CaptureStop(Request):
-    """Stop a capture, after waiting up to `wait` seconds for `count` packets in all."""
-
-    OP, ANSWER = "capture-stop", "captured"
-    handle: Handle
-    wait: Seconds = 0.0
-    count: Annotated[int, Range(0, MAX_CAPTURE_PACKETS)] | None = None
-
-
-@dataclass(frozen=True)
-class Counters(Request):
-    """The kernel's IP/UDP counters (/proc/net/snmp, snmp6)."""
-
-    OP, ANSWER = "counters", "counters"
-
-
-@dataclass(frozen=True)
-class Sysctl(Request):
-    """Read a net.* sysctl; write one only inside a lab's network namespace."""
-
-    OP, ANSWER = "sysctl", "sysctl"
-    name: Annotated[str, Text(128, r"net(?:\.[0-9A-Za-z_-]+)+",
-                              "a net.* name: only net.* settings are served")]
-    value: Annotated[str, Text(256, r"[ -~\t]*", "printable text")] | None = None
-
-
-@dataclass(frozen=True)
-class Source(Request):
-    """The source address the host's routing picks toward `dst`."""
-
-    OP, ANSWER = "source", "source"
-    dst: Address
-    family: Family
-
-
 # -- many-probe streams (hdp.agent.stream) ---------------------------------------------
 # A stream sends COUNT probes down each of its lanes, paced and interleaved, and keeps one
 # record per probe sent or copy received, which the controller reads back in pages of
@@ -411,74 +271,6 @@ MAX_STREAM_RATE = 100_000.0  # probes a second, each lane
 MAX_STREAM_PPS = 200_000.0  # probes a second, all lanes of a stream together
 STREAM_PAGE = 8192  # records one `stream-records` answer carries
 
-
-@dataclass(frozen=True)
-class Lane(Message):
-    """What one lane of a stream sends: IP protocol `protocol` on a raw socket with the
-    `payload` carrier (`raw`), or the kernel's own UDP or TCP (a datagram socket, an
-    established TCP_NODELAY connection) carrying the same tag and data."""
-
-    kind: Literal["raw", "udp", "tcp"] = "raw"
-    # Any number a socket() may be asked for: the OS's refusal is the lane's answer.
-    protocol: Annotated[int, Range(PROTOCOL_MIN, PROTOCOL_MAX)] = 253
-    payload: PayloadName = "hdp"
-
-
-@dataclass(frozen=True)
-class StreamOpen(Request):
-    """One end of a stream: `listen` opens its receivers (raw listeners, a UDP socket, a
-    TCP listening socket, on free ports) and with `reflect` sends each probe from `peer`
-    back; `send` opens its senders toward `dst` (connecting to the listener's ports) and
-    with `reflect` receives the echoes."""
-
-    OP, ANSWER = "stream-open", "stream-opened"
-    role: Literal["listen", "send"]
-    run: U32
-    family: Family
-    lanes: Annotated[tuple[Lane, ...], Items(MAX_LANES)]
-    count: Annotated[int, Range(1, MAX_STREAM_COUNT)]
-    size: Annotated[int, Range(0, MAX_PROBE_SIZE)] = 64  # data bytes after the tag
-    dst: Address | None = None  # send: where the listener is
-    udp_port: Port = 0  # send: the listener's UDP port; listen: 0 for a free one
-    tcp_port: Port = 0
-    reflect: bool = False
-    peer: Address | None = None  # listen + reflect: whose probes go back (the sender)
-
-
-@dataclass(frozen=True)
-class StreamSend(Request):
-    """Probes `first`..`first + count - 1` of every lane of a `send` stream, `rate` a
-    second a lane, the lanes interleaved on one monotonic schedule; answered when the last
-    has left. count / rate is at most MAX_WAIT seconds: a longer stream is several."""
-
-    OP, ANSWER = "stream-send", "stream-sent"
-    handle: Handle
-    count: Annotated[int, Range(1, MAX_STREAM_COUNT)]
-    rate: Annotated[float, Range(1, MAX_STREAM_RATE)]
-    first: Annotated[int, Range(0, MAX_STREAM_COUNT - 1)] = 0
-
-
-@dataclass(frozen=True)
-class StreamRecords(Request):
-    """A page of a stream's records from `offset`: what it `sent`, or what it `received`
-    (probes at a listener, echoes at a reflecting sender). With `wait`, first serve the
-    stream's sockets until `expect` distinct probes have arrived intact (received) or
-    every send has its kernel stamp (sent), for at most `wait` seconds."""
-
-    OP, ANSWER = "stream-records", "stream-records"
-    handle: Handle
-    table: Literal["sent", "received"] = "received"
-    offset: Annotated[int, Range(0, 2 * MAX_STREAM_PROBES)] = 0
-    wait: Seconds = 0.0
-    expect: Annotated[int, Range(0, MAX_STREAM_PROBES)] = 0
-
-
-@dataclass(frozen=True)
-class StreamClose(Request):
-    OP, ANSWER = "stream-close", "stream-closed"
-    handle: Handle
-
-
 # -- floods (hdp.agent.flood) -----------------------------------------------------------
 # A flood sends COUNT probes of one protocol unpaced, each tagged with its number, and the
 # listening end only counts: a bit a probe, duplicates and corrupt copies counted, the
@@ -492,57 +284,137 @@ MAX_FLOOD_SIZE = 1400  # data bytes after the tag: a flood is about packets, not
 MAX_MISSING = 64  # ranges of missing probes one answer lists
 
 
-@dataclass(frozen=True)
-class FloodOpen(Request):
-    """One end of a flood: `listen` opens a raw listener of `protocol` that counts the
-    probes of `run` numbered below `count`; `send` opens a raw sender toward `dst`."""
+# The requests a sweep and a conformance run make are defined above; the others (UDP
+# sockets, whole packets and captures, the host, streams, floods) in
+# hdp.agent.messages_tools, which loads on the first use of one of them: building their
+# dataclasses cost every process that talks to an agent 9 ms at start. They are reached
+# here all the same (messages.UdpOpen, REQUESTS["udp-open"]).
+TOOLS = (
+    "Peer", "UdpOpen", "UdpSend", "UdpRecv", "UdpInfo", "UdpClose", "RawSend",
+    "CaptureStart", "CaptureStop", "Counters", "Sysctl", "Source", "Lane", "StreamOpen",
+    "StreamSend", "StreamRecords", "StreamClose", "FloodOpen", "FloodSend", "FloodCount",
+    "FloodClose",
+)
+# Every operation in the order of the protocol's documentation: its class and its answer.
+_OPS: dict[str, tuple[str, str]] = {
+    "listen": ("Listen", "listening"),
+    "icmp": ("Icmp", "icmp-listening"),
+    "send": ("Send", "send-done"),
+    "raw-sockets": ("RawSockets", "raw-sockets"),
+    "stats": ("Stats", "stats"),
+    "drain": ("Drain", "drained"),
+    "close": ("Close", "closed"),
+    "shutdown": ("Shutdown", "bye"),
+    "udp-open": ("UdpOpen", "udp-opened"),
+    "udp-send": ("UdpSend", "udp-sent"),
+    "udp-recv": ("UdpRecv", "udp-received"),
+    "udp-info": ("UdpInfo", "udp-info"),
+    "udp-close": ("UdpClose", "udp-closed"),
+    "raw-send": ("RawSend", "raw-sent"),
+    "capture-start": ("CaptureStart", "capture-started"),
+    "capture-stop": ("CaptureStop", "captured"),
+    "counters": ("Counters", "counters"),
+    "sysctl": ("Sysctl", "sysctl"),
+    "source": ("Source", "source"),
+    "stream-open": ("StreamOpen", "stream-opened"),
+    "stream-send": ("StreamSend", "stream-sent"),
+    "stream-records": ("StreamRecords", "stream-records"),
+    "stream-close": ("StreamClose", "stream-closed"),
+    "flood-open": ("FloodOpen", "flood-opened"),
+    "flood-send": ("FloodSend", "flood-sent"),
+    "flood-count": ("FloodCount", "flood-counted"),
+    "flood-close": ("FloodClose", "flood-closed"),
+}
 
-    OP, ANSWER = "flood-open", "flood-opened"
-    role: Literal["listen", "send"]
-    run: U32
-    family: Family
-    count: Annotated[int, Range(1, MAX_FLOOD_COUNT)]
-    protocol: Annotated[int, Range(PROTOCOL_MIN, PROTOCOL_MAX)] = 253
-    size: Annotated[int, Range(0, MAX_FLOOD_SIZE)] = 64
-    dst: Address | None = None  # send: where the listener is
+if TYPE_CHECKING:
+    from hdp.agent.messages_tools import (
+        CaptureStart as CaptureStart,
+    )
+    from hdp.agent.messages_tools import (
+        CaptureStop as CaptureStop,
+    )
+    from hdp.agent.messages_tools import (
+        Counters as Counters,
+    )
+    from hdp.agent.messages_tools import (
+        FloodClose as FloodClose,
+    )
+    from hdp.agent.messages_tools import (
+        FloodCount as FloodCount,
+    )
+    from hdp.agent.messages_tools import (
+        FloodOpen as FloodOpen,
+    )
+    from hdp.agent.messages_tools import (
+        FloodSend as FloodSend,
+    )
+    from hdp.agent.messages_tools import (
+        Lane as Lane,
+    )
+    from hdp.agent.messages_tools import (
+        Peer as Peer,
+    )
+    from hdp.agent.messages_tools import (
+        RawSend as RawSend,
+    )
+    from hdp.agent.messages_tools import (
+        Source as Source,
+    )
+    from hdp.agent.messages_tools import (
+        StreamClose as StreamClose,
+    )
+    from hdp.agent.messages_tools import (
+        StreamOpen as StreamOpen,
+    )
+    from hdp.agent.messages_tools import (
+        StreamRecords as StreamRecords,
+    )
+    from hdp.agent.messages_tools import (
+        StreamSend as StreamSend,
+    )
+    from hdp.agent.messages_tools import (
+        Sysctl as Sysctl,
+    )
+    from hdp.agent.messages_tools import (
+        UdpClose as UdpClose,
+    )
+    from hdp.agent.messages_tools import (
+        UdpInfo as UdpInfo,
+    )
+    from hdp.agent.messages_tools import (
+        UdpOpen as UdpOpen,
+    )
+    from hdp.agent.messages_tools import (
+        UdpRecv as UdpRecv,
+    )
+    from hdp.agent.messages_tools import (
+        UdpSend as UdpSend,
+    )
 
 
-@dataclass(frozen=True)
-class FloodSend(Request):
-    """Probes `first`..`first + count - 1` of a `send` flood as fast as the socket takes
-    them, for at most `seconds`; answered when the last has left or the time is up."""
+def __getattr__(name: str) -> Any:
+    if name in TOOLS:
+        from hdp.agent import messages_tools
 
-    OP, ANSWER = "flood-send", "flood-sent"
-    handle: Handle
-    count: Annotated[int, Range(1, MAX_FLOOD_COUNT)]
-    first: Annotated[int, Range(0, MAX_FLOOD_COUNT - 1)] = 0
-    seconds: Seconds = MAX_WAIT
+        return getattr(messages_tools, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class FloodCount(Request):
-    """A `listen` flood's counts; with `wait`, first read until `expect` distinct probes
-    have arrived intact, for at most `wait` seconds. The missing probes are looked for
-    among those numbered below `below` (0: all of the flood's)."""
+class _Requests(Mapping[str, "type[Request]"]):
+    """op -> its Request class; a class of hdp.agent.messages_tools loads with it."""
 
-    OP, ANSWER = "flood-count", "flood-counted"
-    handle: Handle
-    wait: Seconds = 0.0
-    expect: Annotated[int, Range(0, MAX_FLOOD_COUNT)] = 0
-    below: Annotated[int, Range(0, MAX_FLOOD_COUNT)] = 0
+    def __getitem__(self, op: str) -> type[Request]:
+        cls: type[Request] = getattr(sys.modules[__name__], _OPS[op][0])
+        return cls
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(_OPS)
 
-@dataclass(frozen=True)
-class FloodClose(Request):
-    OP, ANSWER = "flood-close", "flood-closed"
-    handle: Handle
+    def __len__(self) -> int:
+        return len(_OPS)
 
 
-REQUESTS: dict[str, type[Request]] = {cls.OP: cls for cls in (
-    Listen, Icmp, Send, RawSockets, Stats, Drain, Close, Shutdown, UdpOpen, UdpSend, UdpRecv,
-    UdpInfo, UdpClose, RawSend, CaptureStart, CaptureStop, Counters, Sysctl, Source,
-    StreamOpen, StreamSend, StreamRecords, StreamClose, FloodOpen, FloodSend, FloodCount,
-    FloodClose)}
+REQUESTS: Mapping[str, type[Request]] = _Requests()
 
 Ident = Annotated[int, Range(0, MAX_HANDLE)]
 
@@ -650,7 +522,7 @@ EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                        "complete"), ()),
     "flood-closed": (("id", "handle"), ()),
 }
-ANSWERS = frozenset(cls.ANSWER for cls in REQUESTS.values())
+ANSWERS = frozenset(answer for _, answer in _OPS.values())
 
 # Frames: a run of stream events of one kind in one line, their fields as columns. A
 # frame holds events that have exactly its fields; each field is a JSON array with that

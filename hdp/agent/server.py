@@ -107,15 +107,15 @@ class Agent:
         self._sources: dict[tuple[int, str], str] = {}
         self.ops = SocketOps(self.emit, self._watch, self.selector.unregister,
                              self.caller, self.own)
-        self._handlers: dict[type[messages.Request], Handler] = {
-            messages.Listen: self._listen, messages.Icmp: self._icmp,
-            messages.Send: self._send, messages.RawSockets: self._raw_sockets,
-            messages.Stats: self._stats,
-            messages.Drain: self._drain, messages.Close: self._close,
-            messages.Shutdown: self._shutdown, **self.ops.handlers(),
+        self._handlers: dict[str, Handler] = {
+            "listen": self._listen, "icmp": self._icmp,
+            "send": self._send, "raw-sockets": self._raw_sockets,
+            "stats": self._stats,
+            "drain": self._drain, "close": self._close,
+            "shutdown": self._shutdown, **self.ops.handlers(),
         }
-        missing = set(messages.REQUESTS.values()) - set(self._handlers)
-        assert not missing, f"no handler for {sorted(c.OP for c in missing)}"
+        missing = set(messages.REQUESTS) - set(self._handlers)
+        assert not missing, f"no handler for {sorted(missing)}"
 
     def _watch(self, source: Any, callback: Callable[[], object]) -> None:
         self.selector.register(source, selectors.EVENT_READ, callback)
@@ -195,7 +195,7 @@ class Agent:
             self._error(exc.ident, str(exc))
             return
         try:
-            self._handlers[type(request)](ident, request)
+            self._handlers[request.OP](ident, request)
         except messages.Invalid as exc:  # a limit, or a power this caller lacks
             self._error(ident, f"{request.OP}: {exc}", getattr(exc, "needs", None))
         except Exception as exc:  # a request must not end the agent, whatever it hits

@@ -140,13 +140,13 @@ class SocketOps(Ops):
         self.streams = StreamOps(emit, register, unregister, self.caller, self.own)
         self.floods = FloodOps(emit, register, unregister, self.caller, self.own)
 
-    def handlers(self) -> dict[type[messages.Request], Callable[[Any, Any], None]]:
-        return {messages.UdpOpen: self._open, messages.UdpSend: self._send,
-                messages.UdpRecv: self._recv, messages.UdpInfo: self._info,
-                messages.UdpClose: self._close, messages.RawSend: self._raw_send,
-                messages.CaptureStart: self._capture_start,
-                messages.CaptureStop: self._capture_stop, messages.Counters: self._counters,
-                messages.Sysctl: self._sysctl, messages.Source: self._source,
+    def handlers(self) -> dict[str, Callable[[Any, Any], None]]:
+        return {"udp-open": self._open, "udp-send": self._send,
+                "udp-recv": self._recv, "udp-info": self._info,
+                "udp-close": self._close, "raw-send": self._raw_send,
+                "capture-start": self._capture_start,
+                "capture-stop": self._capture_stop, "counters": self._counters,
+                "sysctl": self._sysctl, "source": self._source,
                 **self.streams.handlers(), **self.floods.handlers()}
 
     def _answer(self, ident: int | None, request: messages.Request, **fields: Any) -> None:

@@ -62,9 +62,9 @@ class StreamOps(Ops):
                                       DatagramSender | TcpConnection | None]] = {}
         self._handles = itertools.count(1)
 
-    def handlers(self) -> dict[type[messages.Request], Callable[[Any, Any], None]]:
-        return {messages.StreamOpen: self._open, messages.StreamSend: self._send,
-                messages.StreamRecords: self._records, messages.StreamClose: self._close}
+    def handlers(self) -> dict[str, Callable[[Any, Any], None]]:
+        return {"stream-open": self._open, "stream-send": self._send,
+                "stream-records": self._records, "stream-close": self._close}
 
     def _answer(self, ident: int | None, request: messages.Request, **fields: Any) -> None:
         self.emit({"event": request.ANSWER, "id": ident, **fields})

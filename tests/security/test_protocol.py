@@ -33,7 +33,8 @@ def test_every_operation_is_defined_documented_and_handled():
     for op, cls in messages.REQUESTS.items():
         assert op == cls.OP and cls.ANSWER in messages.EVENTS
         assert f"``{op}``" in (protocol.__doc__ or ""), f"{op} is not in the protocol doc"
-        assert cls in agent._handlers
+        assert op in agent._handlers
+    assert messages.ANSWERS == {cls.ANSWER for cls in messages.REQUESTS.values()}
 
 
 @pytest.mark.parametrize(("line", "reason"), [
