@@ -5,7 +5,8 @@ that answers it) whose fields carry their bounds; the agent builds them with
 `parse_request` from each decoded line, the controller with their constructors, and
 `REQUESTS` is the table the agent dispatches on. `EVENTS` lists every event the agent
 writes, named by its ``event`` field, with its fields. hdp.agent.protocol puts both on the
-wire; nothing else knows the encoding.
+wire; nothing else knows the encoding. The requests a sweep never makes are defined in
+hdp.agent.messages_tools and reached through this module (see TOOLS).
 
 On the wire a request is ``{"op": OP, "id": N, ...fields}`` and its answer carries the same
 ``id``. A request that does not match its definition, or that a limit or the caller's
