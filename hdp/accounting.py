@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hdp.probe_rules import split_missing
+from hdp.quick_init import quick_init
 
 
+@quick_init
 @dataclass(frozen=True)
 class Probe:
     """What one listened probe left behind, for the accounting."""

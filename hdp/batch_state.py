@@ -90,14 +90,18 @@ class BatchState:
         drops = accounting.batch_drops(self.drops_before, self.drops_after)
         probes = []
         by_socket: dict[str, list[CaseState]] = defaultdict(list)
+        names: dict[tuple[AgentClient, int, int], str] = {}  # a few sockets, many cases
         for state in self.states:
             proto = listen_protocol(state.case.family, state.case.protocol)
             if state.listener is None or proto is None or state.listen_errno \
                     or not (state.sent and state.sent.get("ok")):
                 continue
-            socket_name = f"{state.listener.spec} {state.case.family}/{proto}"
-            stopped = any(r.source is not None and r.source != state.address
-                          for r in state.icmp)
+            key = (state.listener, state.case.family, proto)
+            socket_name = names.get(key)
+            if socket_name is None:
+                socket_name = names[key] = f"{state.listener.spec} {state.case.family}/{proto}"
+            stopped = bool(state.icmp) and any(r.source is not None and r.source != state.address
+                                               for r in state.icmp)
             probes.append(accounting.Probe(socket_name, bool(state.arrivals), stopped))
             if not state.arrivals and not stopped:
                 by_socket[socket_name].append(state)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hdp.accounting import Probe
 from hdp.case import Case, Delivery, IcmpReport, Observation
 from hdp.quick_init import quick_init
 from hdp.report import CaseResult
@@ -29,6 +30,7 @@ EXAMPLES: dict[type, tuple[Any, ...]] = {
                   None),
     Verdict: tuple(getattr(VERDICT, f.name) for f in dataclasses.fields(Verdict)),
     CaseResult: (CASE, OBSERVATION, VERDICT, "delivered", "pass", "nat/client1"),
+    Probe: ("inprocess 4/253", True, False),
 }
 
 
