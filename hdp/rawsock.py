@@ -85,7 +85,10 @@ def _c_socket(domain: int, kind: int, protocol: int) -> int | OsRefusal:
     # Python's socket() treats protocol -1 as "default"; libc takes the number as it is.
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # The C library this process already runs on (dlopen of the program itself, as
+        # the loader resolves its symbols): find_library("c") would run ldconfig, 5 ms
+        # of every agent's start, to name the same library.
+        _libc = ctypes.CDLL(None, use_errno=True)
     if not -(1 << 31) <= protocol < 1 << 31:
         return OsRefusal.from_errno(errno.EINVAL)
     fd = _libc.socket(domain, kind, ctypes.c_int(protocol))
