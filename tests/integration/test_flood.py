@@ -173,10 +173,10 @@ def test_a_caller_that_is_not_root_floods_only_this_host():
     # 192.0.2.1 (TEST-NET-1) is only named, never sent to: the open is refused first.
     _, elsewhere = messages.parse_request({**base, "id": 1, "dst": "192.0.2.1"})
     with pytest.raises(Refused) as refused:
-        ops.handlers()[type(elsewhere)](1, elsewhere)
+        ops.handlers()[elsewhere.OP](1, elsewhere)
     assert refused.value.needs == "root" and "not an address of this host" in str(
         refused.value)
     _, here = messages.parse_request({**base, "id": 2, "dst": "127.0.0.1"})
-    ops.handlers()[type(here)](2, here)
+    ops.handlers()[here.OP](2, here)
     ops.close()
     assert answers[0]["event"] == "flood-opened" and answers[0]["ok"]
