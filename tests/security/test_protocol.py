@@ -34,7 +34,7 @@ def test_every_operation_is_defined_documented_and_handled():
         assert op == cls.OP and cls.ANSWER in messages.EVENTS
         assert f"``{op}``" in (protocol.__doc__ or ""), f"{op} is not in the protocol doc"
         assert op in agent._handlers
-    assert messages.ANSWERS == {cls.ANSWER for cls in messages.REQUESTS.values()}
+    assert {cls.ANSWER for cls in messages.REQUESTS.values()} == messages.ANSWERS
 
 
 @pytest.mark.parametrize(("line", "reason"), [
