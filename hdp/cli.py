@@ -7,7 +7,7 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 # Only what building the parser needs: `hdp --help` and a bad command line stay at the
 # interpreter's own start-up cost. Each command imports its machinery when it runs.
@@ -94,8 +94,33 @@ exit status:
 """
 
 
+def _columns() -> int:
+    """shutil.get_terminal_size().columns, as argparse asks it for every help formatter
+    it makes (one an argument): importing shutil loads its archive modules (bz2, lzma),
+    5 ms of every command's start."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad value in one line instead of usage + error."""
+
+    def __init__(self, *args: Any, formatter_class: Any = argparse.HelpFormatter,
+                 **kwargs: Any) -> None:
+        def formatter(prog: str) -> argparse.HelpFormatter:
+            # The width argparse gives itself when none is given (its terminal less 2).
+            made: argparse.HelpFormatter = formatter_class(prog, width=_columns() - 2)
+            return made
+
+        super().__init__(*args, **{**kwargs, "formatter_class": formatter})
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

@@ -8,7 +8,6 @@ xnu keeps UDP statistics in one `struct udpstat` (bsd/netinet/udp_var.h) that
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import struct
 
 # struct udpstat, in order: 22 u_int32_t (bsd/netinet/udp_var.h).
@@ -32,7 +31,7 @@ _AS_LINUX_NAMES = {
 def sysctlbyname(name: str, size: int) -> bytes | None:
     """The value of sysctl `name` (at most `size` bytes), or None where there is none."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library the process runs on
         call = libc.sysctlbyname
     except (OSError, AttributeError):
         return None  # not a BSD libc (Linux's has no sysctlbyname)

@@ -12,7 +12,6 @@ call; nothing here allocates per packet.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import socket
 import struct
 import sys
@@ -40,9 +39,8 @@ class _MMsgHdr(ctypes.Structure):
 
 @cache
 def _libc() -> Any:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name, use_errno=True)
+    try:  # the C library the process runs on (hdp.rawsock._c_socket)
+        return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
 

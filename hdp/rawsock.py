@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import os
 import selectors
@@ -86,8 +85,9 @@ def _c_socket(domain: int, kind: int, protocol: int) -> int | OsRefusal:
     global _libc
     if _libc is None:
         # The C library this process already runs on (dlopen of the program itself, as
-        # the loader resolves its symbols): find_library("c") would run ldconfig, 5 ms
-        # of every agent's start, to name the same library.
+        # the loader resolves its symbols): ctypes.util.find_library("c") would run
+        # ldconfig, 5 ms of every agent's start, to name the same library, and importing
+        # ctypes.util loads tempfile and shutil.
         _libc = ctypes.CDLL(None, use_errno=True)
     if not -(1 << 31) <= protocol < 1 << 31:
         return OsRefusal.from_errno(errno.EINVAL)
